@@ -1,0 +1,199 @@
+"""The simulator outside its notebook: matching-engine properties, static replay vs the portfolio
+accounting, Gymnasium conformance and a short stable-baselines3 run."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+from torch import nn
+
+from ilmarket.core import get_config
+from ilmarket.market import MarketEnv, MarketSim, MarketVecEnv, make_market_data, match_orders
+from ilmarket.portfolio import execute_fractions
+
+F64 = dict(dtype=torch.float64)
+
+
+class Stream:
+    "Streaming (ret %, EMA_5 / close − 1, log volume) of n series."
+    def __init__(self, n):
+        self.prev = torch.full((n,), float("nan"), **F64)
+        self.ema = torch.zeros(n, **F64)
+
+    def update(self, open, high, low, close, volume, new_session):
+        first = torch.isnan(self.prev)
+        ret = torch.where(first, torch.zeros_like(close), close / self.prev - 1)
+        self.ema = torch.where(first, close, self.ema + (close - self.ema) / 3)
+        self.prev = close.clone()
+        return torch.stack([100 * ret, self.ema / close - 1, torch.log1p(volume) / 20], 1)
+
+    def state_dict(self):
+        return {"prev": self.prev.clone(), "ema": self.ema.clone()}
+
+    def load_state_dict(self, d):
+        self.prev, self.ema = d["prev"].clone(), d["ema"].clone()
+
+
+class Scaler:
+    def transform(self, x):
+        return x
+
+
+class Ensemble(nn.Module):
+    def __init__(self, f=3, m=10):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.w = nn.Parameter(torch.randn(f, m, generator=g) * 20)
+
+    def forward(self, x):
+        return torch.tanh(x @ self.w)
+
+
+class Synth(nn.Module):
+    def __init__(self, m=10):
+        super().__init__()
+        self.lin = nn.Linear(m, 10)
+
+    def forward(self, a):
+        w = torch.softmax(self.lin(a), -1)
+        return 1e-3 * torch.tanh((w * a[:, :10]).sum(1)), w
+
+
+def bars(n_days=8, per_day=78, seed=0):
+    rng = np.random.default_rng(seed)
+    days = pd.bdate_range("2024-01-02", periods=n_days)
+    idx = pd.DatetimeIndex([d + pd.Timedelta(hours=9, minutes=30 + 5 * i) for d in days for i in range(per_day)])
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 1e-3, len(idx))))
+    open_ = np.r_[100.0, close[:-1]]
+    b = pd.DataFrame({"open": open_, "high": np.maximum(open_, close), "low": np.minimum(open_, close), "close": close,
+                      "volume": rng.uniform(2e5, 8e5, len(idx))}, index=idx.tz_localize("America/New_York").rename("timestamp"))
+    b.attrs["source"] = "test"
+    return b
+
+
+def sim(impact="synthesis", n_envs=4, horizon=32, **sim_kw):
+    cfg = get_config("quick", sim={"warmup": 10, "horizon": horizon, **sim_kw})
+    data = make_market_data(bars(), None, 10, horizon, 50)
+    res = np.random.default_rng(1).normal(0, 1e-3, 300)
+    if impact is None: return MarketSim(cfg, data, Scaler(), Stream, n_envs=n_envs, impact=None)
+    return MarketSim(cfg, data, Scaler(), Stream, Ensemble(), Synth(), res, n_envs=n_envs, impact=impact)
+
+
+pos = st.floats(0, 1e6, allow_nan=False)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(pos, st.floats(0, 1e4), st.floats(-1.5, 1.5)), min_size=1, max_size=12), st.floats(1, 1e3))
+def test_pool_invariants(parts, px):
+    cash = torch.tensor([[p[0] for p in parts]], **F64)
+    shares = torch.tensor([[p[1] for p in parts]], **F64)
+    act = torch.tensor([[p[2] for p in parts]], **F64)
+    c, k, q, deal = match_orders(cash, shares, act, torch.tensor([px], **F64), 0.005)
+    assert (c >= 0).all() and (k >= 0).all()
+    assert torch.allclose(k.sum(), shares.sum(), rtol=1e-9, atol=1e-6)
+    assert torch.allclose(c.sum(), cash.sum() - 0.01 * deal.sum() * px, rtol=1e-9, atol=1e-4)
+    buyers, sellers = (act > 0) & (cash > 0), (act < 0) & (shares > 0)
+    if not buyers.any() or not sellers.any():
+        assert (q == 0).all() and deal.sum() == 0  # one side of the pool empty: nobody is filled
+    assert (q[act <= 0] <= 0).all() and (q[act >= 0] >= 0).all()  # nobody trades against its own order
+
+
+def test_static_replay_is_the_portfolio_accounting():
+    s = sim(None, n_envs=3)
+    s.reset(seed=2)
+    t0 = s.t0.clone()
+    acts = torch.tensor(np.random.default_rng(0).uniform(-1, 1, (s.horizon - 1, 3)))
+    vals = torch.stack([s.step(a)[3]["value"] for a in acts])  # (H-1, 3), before the auto-reset
+    for i in range(3):
+        px = s.data.close[int(t0[i]) - 1: int(t0[i]) + s.horizon - 1].numpy()  # trade at p_t, value at p_{t+1}
+        ref = execute_fractions(px[:-1], acts[:, i].numpy(), cash0=1e6, fee=0.005)
+        np.testing.assert_allclose(vals[:, i].numpy(), ref["cash"].to_numpy() + ref["shares"].to_numpy() * px[1:], rtol=1e-10)
+
+
+def test_noise_and_anchors_do_not_depend_on_actions():
+    a, b = sim(), sim()
+    a.reset(seed=5); b.reset(seed=5)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(a.horizon):  # through one auto-reset
+        a.step(torch.rand(4, generator=g) * 2 - 1)
+        b.step(torch.zeros(4))
+    assert torch.equal(a.noise, b.noise) and torch.equal(a.t0, b.t0)
+    c = sim(noise=False)
+    c.reset(seed=5)
+    assert (c.noise == 0).all()
+
+
+def test_sqrt_mode_alone_in_pool_means_no_impact():
+    s = sim("sqrt", n_envs=4)
+    s.reset(seed=3)
+    s.il_act = torch.ones_like(s.il_act)  # every IL agent buys: nobody sells to the agent's buy
+    s.set_agent(torch.full((4,), 1e6), torch.zeros(4))
+    _, _, _, info = s.step(torch.ones(4))
+    assert (info["filled"] == 0).all()
+
+
+def test_gymnasium_env_and_vector_env():
+    from gymnasium.utils.env_checker import check_env
+    env = MarketEnv(sim(n_envs=1))
+    check_env(env, skip_render_check=True)
+    venv = MarketVecEnv(sim(n_envs=3))
+    obs, _ = venv.reset(seed=0)
+    assert obs.shape == (3, 5) and obs.dtype == np.float32
+    for _ in range(32):
+        obs, rew, term, trunc, info = venv.step(venv.action_space.sample())
+    assert trunc.all() and not term.any() and info["final_obs"].shape == (3, 5)
+    assert set(info) >= {"price", "cash", "shares", "value", "filled"}
+
+
+@pytest.fixture(scope="module")
+def project_env():
+    "The one-call env of a new user, on the run's data and quick models (trained if not cached)."
+    pytest.importorskip("ilmarket.synthesis")
+    from ilmarket.market import make_env
+    return make_env(profile="quick", seed=0)
+
+
+def test_make_env_passes_check_env(project_env):
+    from gymnasium.utils.env_checker import check_env
+    check_env(project_env, skip_render_check=True)
+    obs, _ = project_env.reset(seed=0)
+    obs2, r, term, trunc, info = project_env.step(np.array([0.5], dtype=np.float32))
+    assert np.isfinite(obs2).all() and np.isfinite(r)
+    assert set(info) >= {"price", "cash", "shares", "value", "filled"}
+    assert info["filled"] >= 0 and abs(info["value"] - info["cash"] - info["shares"] * info["price"]) < 1e-6 * info["value"]
+
+
+def test_stable_baselines3_trains_a_few_hundred_steps(project_env):
+    sb3 = pytest.importorskip("stable_baselines3")
+    model = sb3.PPO("MlpPolicy", project_env, n_steps=128, batch_size=64, n_epochs=2, seed=0, device="cpu")
+    before = [p.detach().clone() for p in model.policy.parameters()]
+    model.learn(total_timesteps=256)
+    assert any(not torch.equal(a, b.detach()) for a, b in zip(before, model.policy.parameters()))  # it did learn
+    act, _ = model.predict(project_env.reset(seed=1)[0], deterministic=True)
+    assert act.shape == (1,) and -1 <= float(act[0]) <= 1
+
+
+def test_make_vec_env_steps_all_markets():
+    pytest.importorskip("ilmarket.synthesis")
+    from ilmarket.market import make_vec_env
+    venv = make_vec_env(profile="quick", seed=0, impact="sqrt", n_envs=4)
+    obs, _ = venv.reset(seed=3)
+    obs2, rew, term, trunc, info = venv.step(np.ones((4, 1), dtype=np.float32))
+    assert obs.shape == obs2.shape == (4, venv.single_observation_space.shape[0])
+    assert rew.shape == (4,) and (info["filled"] >= 0).all() and (info["cash"] >= 0).all()
+
+
+def test_reward_is_value_change_over_the_window():
+    cfg = get_config("quick", sim={"warmup": 10, "horizon": 32}, ddpg={"reward_window": 5})
+    s = MarketSim(cfg, make_market_data(bars(), None, 10, 32, 50), Scaler(), Stream, Ensemble(), Synth(),
+                  np.random.default_rng(1).normal(0, 1e-3, 300), n_envs=3, impact="sqrt")
+    s.reset(seed=4)
+    g = torch.Generator().manual_seed(1)
+    values, rewards = [s.c0.clone()], []
+    for _ in range(20):
+        _, r, _, info = s.step(torch.rand(3, generator=g) * 2 - 1)
+        values.append(info["value"]); rewards.append(r)
+    v = torch.stack(values)  # v[t] = V_t, v[0] = V_0
+    for t in range(1, 21):
+        ref = (v[t] - v[max(t - 5, 0)]) / s.c0
+        assert torch.allclose(rewards[t - 1].double(), ref, atol=1e-6)
