@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install reproduce full test sync docs bench clean
+.PHONY: install reproduce full test sync docs browser bench clean
 
 $(STAMP): settings.ini setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,8 +32,20 @@ sync: install
 	$(PY) tools/nb2readme.py
 	git diff --exit-code -- README.md
 
-test: install sync
+# the docs site in _docs/: nbdev's processed notebooks rendered by Sphinx + MyST-NB (no Quarto; see tools/build_docs.py)
+docs: install
+	$(PY) tools/build_docs.py --out _docs
+
+# Debian's Chromium, which the browser tests of the docs site drive (tests/test_docs.py)
+browser:
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
+test: install sync browser docs
 	$(PY) -m pytest -q -p no:cacheprovider tests
+
+# speed figures with their baselines → reports/bench/bench.json and BENCH.md (see bench/README.md)
+bench: install
+	$(PY) bench/run.py
 
 clean:
 	rm -rf reports/quick _docs _proc
