@@ -165,7 +165,8 @@ class ILEnsemble(nn.Module):
     def forward(self, obs: torch.Tensor,  # (N, F) scaled features, float32
                ) -> torch.Tensor:  # (N, M) actions in [-1, 1]
         h = torch.einsum("nf,mfh->mnh", obs, self.weights[0]) + self.biases[0]
-        for w, b in zip(self.weights[1:], self.biases[1:]):
+        for j in range(1, len(self.weights)):  # index, not slice: slicing a ParameterList builds a new module
+            w, b = self.weights[j], self.biases[j]
             h = torch.baddbmm(b, torch.relu(h), w)
         return torch.tanh(h[..., 0]).T
 

@@ -316,7 +316,7 @@ def load_torch(path: str | Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise ValueError(f"{path}: not a readable model file ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+        raise ValueError(f"{path}: not a readable model file ({type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]})") from None
 
 # %% ../nbs/00_core.ipynb #71c2db66
 def git_commit() -> str | None:

@@ -126,7 +126,7 @@ def inject_order(sim: MarketSim,  # simulator in the state to start from
 
 def impact_curve(sim: MarketSim,  # simulator anchored where the curve is measured
                  seed: int,  # anchors and noise
-                 fractions: np.ndarray = np.geomspace(1e-3, 0.1, 9),  # order sizes, fraction of the bar's volume
+                 fractions: tuple[float, ...] = tuple(np.geomspace(1e-3, 0.1, 9)),  # order sizes, fraction of the bar's volume
                  pre_steps: int = 10,  # passive bars before the order (random states)
                  after: int = 10,  # bars followed after the order
                 ) -> pd.DataFrame:

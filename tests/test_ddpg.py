@@ -1,0 +1,307 @@
+"""DDPG outside its notebook: bit-exact resume (toy env and the real simulator class), refused checkpoints,
+the update against a textbook implementation, the replay ring against a list, truncation handling."""
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings, strategies as st
+from torch import nn
+
+from ilmarket.core import get_config, save_torch
+from ilmarket.ddpg import (DDPG, CheckpointMismatch, ReplayBuffer, ToyMarket, load_actor, load_checkpoint,
+                           train_ddpg)
+
+torch.set_num_threads(1)
+
+
+def small_cfg(**ddpg):
+    base = dict(total_steps=480, learning_starts=96, buffer_size=2_000, checkpoint_every=160)
+    return get_config("quick", ddpg={**base, **ddpg})
+
+
+class Interrupt(Exception):
+    pass
+
+
+def stop_at(k):
+    def cb(step):
+        if step >= k: raise Interrupt(step)
+    return cb
+
+
+def all_weights(ck):
+    return {f"{net}.{k}": v for net in ("actor", "critic", "actor_target", "critic_target") for k, v in ck["agent"][net].items()}
+
+
+def assert_same_run(a, b):
+    wa, wb = all_weights(a), all_weights(b)
+    assert wa.keys() == wb.keys()
+    for k in wa: assert torch.equal(wa[k], wb[k]), k
+    for opt in ("actor_opt", "critic_opt"):
+        for pid, st_a in a["agent"][opt]["state"].items():
+            for k, v in st_a.items(): assert torch.equal(v, b["agent"][opt]["state"][pid][k]), (opt, pid, k)
+    assert torch.equal(a["buffer"]["data"], b["buffer"]["data"])
+    assert a["history"] == b["history"] or pd.DataFrame(a["history"]).equals(pd.DataFrame(b["history"]))
+    assert (a["step"], a["n_updates"]) == (b["step"], b["n_updates"])
+
+
+@pytest.mark.parametrize("interrupt", [100, 170, 470])
+def test_resume_gives_the_uninterrupted_weights(tmp_path, interrupt):
+    cfg = small_cfg()
+    train_ddpg(ToyMarket(8, horizon=40), cfg, seed=1, checkpoint_path=tmp_path / "ref.pt", progress=False)
+    path = tmp_path / "run.pt"
+    with pytest.raises(Interrupt):
+        train_ddpg(ToyMarket(8, horizon=40), cfg, seed=1, checkpoint_path=path, progress=False, callback=stop_at(interrupt))
+    if interrupt >= 160: assert load_checkpoint(path)["step"] == 160 * (interrupt // 160)  # the last checkpoint before the crash
+    else: assert not path.exists()
+    actor, hist = train_ddpg(ToyMarket(8, horizon=40), cfg, seed=1, checkpoint_path=path, progress=False)
+    assert_same_run(load_checkpoint(tmp_path / "ref.pt"), load_checkpoint(path))
+    ref = load_actor(tmp_path / "ref.pt")
+    for a, b in zip(ref.parameters(), actor.parameters()): assert torch.equal(a, b)
+
+
+def test_training_longer_continues_a_finished_run(tmp_path):
+    straight = small_cfg(total_steps=640)
+    train_ddpg(ToyMarket(8, horizon=40), straight, seed=2, checkpoint_path=tmp_path / "a.pt", progress=False, log_every=80)
+    train_ddpg(ToyMarket(8, horizon=40), small_cfg(total_steps=320), seed=2, checkpoint_path=tmp_path / "b.pt", progress=False, log_every=80)
+    train_ddpg(ToyMarket(8, horizon=40), straight, seed=2, checkpoint_path=tmp_path / "b.pt", progress=False, log_every=80)
+    assert_same_run(load_checkpoint(tmp_path / "a.pt"), load_checkpoint(tmp_path / "b.pt"))
+
+
+def test_same_seed_same_weights_other_seed_other_weights():
+    cfg = small_cfg(total_steps=240)
+    a, _ = train_ddpg(ToyMarket(4), cfg, seed=0, progress=False)
+    b, _ = train_ddpg(ToyMarket(4), cfg, seed=0, progress=False)
+    torch.manual_seed(123)  # the global RNG state must not matter
+    c, _ = train_ddpg(ToyMarket(4), cfg, seed=1, progress=False)
+    assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))
+    assert not all(torch.equal(x, y) for x, y in zip(a.parameters(), c.parameters()))
+
+
+# ---- the real simulator class, with tiny stand-ins for the learned parts
+
+class Stream:
+    def __init__(self, n):
+        self.prev = torch.full((n,), float("nan"), dtype=torch.float64)
+        self.ema = torch.zeros(n, dtype=torch.float64)
+
+    def update(self, open, high, low, close, volume, new_session):
+        first = torch.isnan(self.prev)
+        ret = torch.where(first, torch.zeros_like(close), close / self.prev - 1)
+        self.ema = torch.where(first, close, self.ema + (close - self.ema) / 3)
+        self.prev = close.clone()
+        return torch.stack([100 * ret, self.ema / close - 1, torch.log1p(volume) / 20], 1)
+
+    def state_dict(self):
+        return {"prev": self.prev.clone(), "ema": self.ema.clone()}
+
+    def load_state_dict(self, d):
+        self.prev, self.ema = d["prev"].clone(), d["ema"].clone()
+
+
+class Scaler:
+    def transform(self, x):
+        return x
+
+
+class Ensemble(nn.Module):
+    def __init__(self, f=3, m=10):
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(f, m, generator=torch.Generator().manual_seed(0)) * 20)
+
+    def forward(self, x):
+        return torch.tanh(x @ self.w)
+
+
+class Synth(nn.Module):
+    def __init__(self, m=10):
+        super().__init__()
+        torch.manual_seed(0)
+        self.lin = nn.Linear(m, 10)
+
+    def forward(self, a):
+        w = torch.softmax(self.lin(a), -1)
+        return 1e-3 * torch.tanh((w * a[:, :10]).sum(1)), w
+
+
+def market_sim(impact="synthesis", n_envs=4, horizon=24):
+    from ilmarket.market import MarketSim, make_market_data
+    rng = np.random.default_rng(0)
+    days = pd.bdate_range("2024-01-02", periods=6)
+    idx = pd.DatetimeIndex([d + pd.Timedelta(hours=9, minutes=30 + 5 * i) for d in days for i in range(78)])
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 1e-3, len(idx))))
+    open_ = np.r_[100.0, close[:-1]]
+    bars = pd.DataFrame({"open": open_, "high": np.maximum(open_, close), "low": np.minimum(open_, close), "close": close,
+                         "volume": rng.uniform(2e5, 8e5, len(idx))}, index=idx.tz_localize("America/New_York").rename("timestamp"))
+    cfg = get_config("quick", sim={"warmup": 10, "horizon": horizon, "n_envs": n_envs})
+    data = make_market_data(bars, None, 10, horizon, 50)
+    res = np.random.default_rng(1).normal(0, 1e-3, 300)
+    if impact is None: return MarketSim(cfg, data, Scaler(), Stream, n_envs=n_envs, impact=None)
+    return MarketSim(cfg, data, Scaler(), Stream, Ensemble(), Synth(), res, n_envs=n_envs, impact=impact)
+
+
+@pytest.mark.parametrize("impact", ["synthesis", None])
+def test_resume_in_the_market_simulator(tmp_path, impact):
+    pytest.importorskip("ilmarket.market")
+    cfg = small_cfg(total_steps=320, learning_starts=64, checkpoint_every=96)
+    train_ddpg(market_sim(impact), cfg, seed=0, checkpoint_path=tmp_path / "ref.pt", progress=False)
+    with pytest.raises(Interrupt):
+        train_ddpg(market_sim(impact), cfg, seed=0, checkpoint_path=tmp_path / "run.pt", progress=False, callback=stop_at(250))
+    assert load_checkpoint(tmp_path / "run.pt")["step"] == 192
+    train_ddpg(market_sim(impact), cfg, seed=0, checkpoint_path=tmp_path / "run.pt", progress=False)
+    assert_same_run(load_checkpoint(tmp_path / "ref.pt"), load_checkpoint(tmp_path / "run.pt"))
+    with pytest.raises(CheckpointMismatch, match="env"):
+        train_ddpg(market_sim("sqrt" if impact else "synthesis"), cfg, seed=0, checkpoint_path=tmp_path / "run.pt", progress=False)
+
+
+# ---- refused checkpoints
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ck") / "ddpg.pt"
+    train_ddpg(ToyMarket(4), small_cfg(total_steps=160), seed=0, checkpoint_path=path, progress=False)
+    return path
+
+
+def test_checkpoint_is_weights_only_loadable(finished):
+    ck = torch.load(finished, weights_only=True)
+    assert ck["meta"]["format"] == "ilmarket.ddpg/1" and ck["step"] == 160
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda b: b[: len(b) // 2], "not a readable model file"),
+    (lambda b: b"\x00" * 64, "not a readable model file"),
+    (lambda b: b"", "not a readable model file"),
+])
+def test_corrupt_checkpoint_is_refused(finished, tmp_path, damage, message):
+    path = tmp_path / "bad.pt"
+    path.write_bytes(damage(finished.read_bytes()))
+    with pytest.raises(ValueError, match=message):
+        train_ddpg(ToyMarket(4), small_cfg(total_steps=160), seed=0, checkpoint_path=path, progress=False)
+
+
+def test_foreign_or_incomplete_checkpoint_is_refused(finished, tmp_path):
+    path = tmp_path / "other.pt"
+    save_torch({"weights": torch.zeros(3)}, path)
+    with pytest.raises(ValueError, match="not a DDPG checkpoint"):
+        train_ddpg(ToyMarket(4), small_cfg(total_steps=160), seed=0, checkpoint_path=path, progress=False)
+    ck = load_checkpoint(finished)
+    del ck["buffer"]
+    save_torch(ck, path)
+    with pytest.raises(ValueError, match="missing \\['buffer'\\]"):
+        train_ddpg(ToyMarket(4), small_cfg(total_steps=160), seed=0, checkpoint_path=path, progress=False)
+    ck = load_checkpoint(finished)
+    ck["agent"]["critic"]["net.0.weight"] = torch.zeros(5, 5)
+    save_torch(ck, path)
+    with pytest.raises(ValueError, match="does not fit this run"):
+        train_ddpg(ToyMarket(4), small_cfg(total_steps=160), seed=0, checkpoint_path=path, progress=False)
+
+
+@pytest.mark.parametrize("kwargs, env, message", [
+    (dict(cfg=small_cfg(total_steps=160, critic_hidden=(64, 64, 64))), ToyMarket(4), "ddpg.critic_hidden"),
+    (dict(cfg=small_cfg(total_steps=160, batch_size=64)), ToyMarket(4), "ddpg.batch_size: 128 in the file, 64 now"),
+    (dict(seed=5), ToyMarket(4), "seed: 0 in the file, 5 now"),
+    (dict(run_key="other-models"), ToyMarket(4), "run_key"),
+    (dict(), ToyMarket(4, horizon=99), "env: "),
+    (dict(), ToyMarket(6), "n_envs: 4 in the file, 6 now"),
+])
+def test_mismatched_checkpoint_is_refused(finished, kwargs, env, message):
+    args = {"cfg": small_cfg(total_steps=160), "seed": 0, **kwargs}
+    with pytest.raises(CheckpointMismatch, match=message):
+        train_ddpg(env, args.pop("cfg"), checkpoint_path=finished, progress=False, **args)
+
+
+def test_mismatched_checkpoint_can_be_overwritten(finished, tmp_path):
+    path = tmp_path / "c.pt"
+    path.write_bytes(finished.read_bytes())
+    train_ddpg(ToyMarket(4), small_cfg(total_steps=160), seed=7, checkpoint_path=path, resume=False, progress=False)
+    assert load_checkpoint(path)["meta"]["seed"] == 7
+
+
+# ---- the update, the replay memory, truncations
+
+def textbook_update(ag, obs, act, rew, nobs, done):
+    "DDPG as written in most references: modules, optimizer.step(), parameter-by-parameter Polyak averaging."
+    with torch.no_grad():
+        y = rew + ag.cfg.gamma * (1 - done) * ag.critic_target.net(torch.cat([nobs, torch.tanh(ag.actor_target.net(nobs))], 1)).squeeze(-1)
+    loss = F.mse_loss(ag.critic.net(torch.cat([obs, act[:, None]], 1)).squeeze(-1), y)
+    ag.critic_opt.zero_grad(); loss.backward(); ag.critic_opt.step()
+    aloss = -ag.critic.net(torch.cat([obs, torch.tanh(ag.actor.net(obs))], 1)).mean()
+    ag.actor_opt.zero_grad(); aloss.backward(); ag.actor_opt.step()
+    with torch.no_grad():
+        for net in ("actor", "critic"):
+            for p, tp in zip(getattr(ag, net).parameters(), getattr(ag, net + "_target").parameters()):
+                tp.mul_(1 - ag.cfg.tau).add_(p, alpha=ag.cfg.tau)
+
+
+def test_update_equals_the_textbook_update():
+    torch.manual_seed(0)
+    fast = DDPG(12, get_config("quick").ddpg)
+    ref = copy.deepcopy(fast)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(30):
+        b = (torch.randn(128, 12, generator=g), torch.rand(128, generator=g) * 2 - 1, torch.randn(128, generator=g),
+             torch.randn(128, 12, generator=g), (torch.rand(128, generator=g) < 0.2).float())
+        fast.update(*b); textbook_update(ref, *b)
+    for net in ("actor", "critic", "actor_target", "critic_target"):
+        for (k, a), b in zip(getattr(fast, net).state_dict().items(), getattr(ref, net).state_dict().values()):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=f"{net}.{k}")
+    # Adam moments agree as well, so a checkpoint of either resumes the other
+    for opt in ("actor_opt", "critic_opt"):
+        for sa, sb in zip(getattr(fast, opt).state_dict()["state"].values(), getattr(ref, opt).state_dict()["state"].values()):
+            assert float(sa["step"]) == float(sb["step"]) == 30
+            torch.testing.assert_close(sa["exp_avg_sq"], sb["exp_avg_sq"], rtol=1e-4, atol=1e-10)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 9), st.lists(st.integers(1, 9), min_size=1, max_size=12), st.integers(0, 3))
+def test_replay_ring_keeps_the_last_capacity_transitions(capacity, sizes, seed):
+    sizes = [min(n, capacity) for n in sizes]
+    buf, kept, k = ReplayBuffer(capacity, 2, batch_size=5, seed=seed), [], 0
+    for n in sizes:
+        ids = torch.arange(k, k + n, dtype=torch.float32)
+        buf.add(torch.stack([ids, -ids], 1), ids, ids + 0.5, torch.stack([ids + 1, -ids], 1), (ids % 2))
+        kept = (kept + ids.tolist())[-capacity:]
+        k += n
+    assert len(buf) == len(kept) and buf.pos == k % capacity
+    assert sorted(buf.act[: len(buf)].tolist()) == sorted(kept)
+    assert buf.act[(buf.pos - 1) % capacity] == k - 1  # the newest row sits just before the ring position
+    o, a, r, no, d = buf.sample()
+    assert set(a.tolist()) <= set(kept)
+    assert torch.equal(o[:, 0], a) and torch.equal(r, a + 0.5) and torch.equal(no[:, 0], a + 1) and torch.equal(d, a % 2)
+
+
+def test_replay_sampling_is_seeded_and_lazy():
+    a, b = ReplayBuffer(100, 3, 16, seed=4), ReplayBuffer(100, 3, 16, seed=4)
+    x = torch.randn(50, 3)
+    for buf in (a, b): buf.add(x, x[:, 0], x[:, 1], x, torch.zeros(50))
+    assert all(torch.equal(u.clone(), v) for u, v in zip(a.sample(), b.sample()))
+    big = ReplayBuffer(9_000_000, 12)
+    assert big.nbytes == 9_000_000 * 108 and big.data.shape == (9_000_000, 27)
+
+
+class TerminatingToy(ToyMarket):
+    "ToyMarket whose episode ends are true terminal states (info['terminated'])."
+    def step(self, act):
+        obs, rew, done, info = super().step(act)
+        return obs, rew, done, {**info, "terminated": done.clone()}
+
+
+@pytest.mark.parametrize("env_cls, done_flag", [(ToyMarket, 0.0), (TerminatingToy, 1.0)])
+def test_episode_ends_store_the_final_state(tmp_path, env_cls, done_flag):
+    path = tmp_path / "t.pt"
+    train_ddpg(env_cls(4, horizon=10), small_cfg(total_steps=80, learning_starts=200), seed=0, checkpoint_path=path, progress=False)
+    rows = load_checkpoint(path)["buffer"]["data"]
+    d = ToyMarket.n_features + 2
+    obs, nxt, done = rows[:, :d], rows[:, d:2 * d], rows[:, -1]
+    t = torch.arange(len(rows)) // 4 % 10  # step within the episode of each row (4 envs per vector step)
+    end = t == 9
+    assert torch.equal(done[end], torch.full((int(end.sum()),), done_flag)) and (done[~end] == 0).all()
+    # the stored next state of a finished episode is its last state, not the restarted episode's first
+    inner = ~end[:-4]
+    assert torch.equal(nxt[:-4][inner], obs[4:][inner])
+    assert not (nxt[end][:, -2] == 1).all()  # restarted episodes start with all cash; final states rarely do
+    assert torch.equal(nxt[end][:, 0], obs[end][:, 0])  # the drift regime is the finished episode's
