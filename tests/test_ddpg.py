@@ -83,64 +83,9 @@ def test_same_seed_same_weights_other_seed_other_weights():
 
 # ---- the real simulator class, with tiny stand-ins for the learned parts
 
-class Stream:
-    def __init__(self, n):
-        self.prev = torch.full((n,), float("nan"), dtype=torch.float64)
-        self.ema = torch.zeros(n, dtype=torch.float64)
-
-    def update(self, open, high, low, close, volume, new_session):
-        first = torch.isnan(self.prev)
-        ret = torch.where(first, torch.zeros_like(close), close / self.prev - 1)
-        self.ema = torch.where(first, close, self.ema + (close - self.ema) / 3)
-        self.prev = close.clone()
-        return torch.stack([100 * ret, self.ema / close - 1, torch.log1p(volume) / 20], 1)
-
-    def state_dict(self):
-        return {"prev": self.prev.clone(), "ema": self.ema.clone()}
-
-    def load_state_dict(self, d):
-        self.prev, self.ema = d["prev"].clone(), d["ema"].clone()
-
-
-class Scaler:
-    def transform(self, x):
-        return x
-
-
-class Ensemble(nn.Module):
-    def __init__(self, f=3, m=10):
-        super().__init__()
-        self.w = nn.Parameter(torch.randn(f, m, generator=torch.Generator().manual_seed(0)) * 20)
-
-    def forward(self, x):
-        return torch.tanh(x @ self.w)
-
-
-class Synth(nn.Module):
-    def __init__(self, m=10):
-        super().__init__()
-        torch.manual_seed(0)
-        self.lin = nn.Linear(m, 10)
-
-    def forward(self, a):
-        w = torch.softmax(self.lin(a), -1)
-        return 1e-3 * torch.tanh((w * a[:, :10]).sum(1)), w
-
-
 def market_sim(impact="synthesis", n_envs=4, horizon=24):
-    from ilmarket.market import MarketSim, make_market_data
-    rng = np.random.default_rng(0)
-    days = pd.bdate_range("2024-01-02", periods=6)
-    idx = pd.DatetimeIndex([d + pd.Timedelta(hours=9, minutes=30 + 5 * i) for d in days for i in range(78)])
-    close = 100 * np.exp(np.cumsum(rng.normal(0, 1e-3, len(idx))))
-    open_ = np.r_[100.0, close[:-1]]
-    bars = pd.DataFrame({"open": open_, "high": np.maximum(open_, close), "low": np.minimum(open_, close), "close": close,
-                         "volume": rng.uniform(2e5, 8e5, len(idx))}, index=idx.tz_localize("America/New_York").rename("timestamp"))
-    cfg = get_config("quick", sim={"warmup": 10, "horizon": horizon, "n_envs": n_envs})
-    data = make_market_data(bars, None, 10, horizon, 50)
-    res = np.random.default_rng(1).normal(0, 1e-3, 300)
-    if impact is None: return MarketSim(cfg, data, Scaler(), Stream, n_envs=n_envs, impact=None)
-    return MarketSim(cfg, data, Scaler(), Stream, Ensemble(), Synth(), res, n_envs=n_envs, impact=impact)
+    from standins import make_test_sim
+    return make_test_sim(impact, n_envs=n_envs, horizon=horizon, n_days=6)
 
 
 @pytest.mark.parametrize("impact", ["synthesis", None])
