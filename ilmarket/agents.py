@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .core import (Config, ILConfig, artifact_path, get_logger, load_torch, save_torch)
+from .core import (Config, ILConfig, artifact_path, get_logger, load_matching, load_torch, save_torch)
 from .data import bar_minutes, bars_fingerprint, default_bars
 from .features import FEATURES, MinMaxScaler, compute_features
 from .labels import label_segments
@@ -284,16 +284,8 @@ def load_or_fit_il(cfg: Config,  # run config
     "The IL ensemble of this config and data: loaded from `artifacts/il_ensemble.pt` if it matches, else trained and saved."
     bars = default_bars(cfg) if bars is None else bars
     digest, path = il_digest(cfg, bars), artifact_path(cfg, "il_ensemble.pt")
-    log = get_logger("ilmarket.agents")
-    if path.exists() and not refit:
-        try:
-            art = load_il(path)
-            if art.digest == digest:
-                log.info(f"IL ensemble loaded from {path}")
-                return art
-            log.info(f"{path} was trained with another config or data ({art.digest} != {digest}); retraining")
-        except ValueError as e:
-            log.warning(f"{e}; retraining")
+    art = None if refit else load_matching(path, digest, load_il, "IL ensemble")
+    if art is not None: return art
     data = make_il_data(bars, cfg)
     ens, base, hists = fit_il_ensemble(data, cfg)
     art = ILArtifacts(ens, base, data.scaler, hists, data.segments, digest, cfg.to_dict())

@@ -28,9 +28,9 @@ import torch
 # %% auto #0
 __all__ = ['PROFILES', 'FLOAT_FORMAT', 'DataConfig', 'FeatureConfig', 'SegmentConfig', 'LabelConfig', 'ILConfig',
            'SynthesisConfig', 'SimConfig', 'DDPGConfig', 'EvalConfig', 'Config', 'get_config', 'seed_everything',
-           'project_root', 'out_dir', 'artifact_path', 'atomic_path', 'atomic_write', 'sha256_file', 'to_markdown',
-           'save_table', 'save_fig', 'save_torch', 'load_torch', 'git_commit', 'package_versions', 'update_manifest',
-           'get_logger', 'label_source']
+           'get_logger', 'label_source', 'project_root', 'out_dir', 'artifact_path', 'atomic_path', 'atomic_write',
+           'sha256_file', 'to_markdown', 'save_table', 'save_fig', 'save_torch', 'load_torch', 'load_matching',
+           'git_commit', 'package_versions', 'update_manifest']
 
 # %% ../nbs/00_core.ipynb #09c2c421
 @dataclass(frozen=True)
@@ -211,6 +211,23 @@ def seed_everything(seed: int) -> np.random.Generator:
     torch.use_deterministic_algorithms(True, warn_only=True)
     return np.random.default_rng(seed)
 
+# %% ../nbs/00_core.ipynb #8f482b05
+def get_logger(name: str = "ilmarket") -> logging.Logger:
+    "The project's logger, printing `ilmarket: message` once configured."
+    log = logging.getLogger(name)
+    root = logging.getLogger("ilmarket")
+    if not root.handlers:
+        h = logging.StreamHandler()
+        h.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+        root.addHandler(h)
+        root.setLevel(logging.INFO)
+    return log
+
+def label_source(title: str, source: str | None) -> str:
+    "Title with the data source appended; a synthetic source is always named as such."
+    if source is None: return title
+    return f"{title} [synthetic data]" if source == "synthetic" else f"{title} [{source}]"
+
 # %% ../nbs/00_core.ipynb #a0db69ad
 def project_root() -> Path:
     "The folder holding `settings.ini` (or `$ILMARKET_HOME`)."
@@ -320,6 +337,25 @@ def load_torch(path: str | Path) -> Any:
     except Exception as e:
         raise ValueError(f"{path}: not a readable model file ({type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]})") from None
 
+def load_matching(path: str | Path,  # a cached artifact
+                  digest: str,  # what it must have been made with (config sections, seed, data, upstream models)
+                  load: Any,  # function path → artifact with a `.digest` attribute
+                  what: str,  # name used in the log, e.g. "IL ensemble"
+                 ) -> Any | None:
+    "The artifact at `path` when it exists, is readable and was made with `digest`; otherwise None, with the reason logged."
+    path, log = Path(path), get_logger()
+    if not path.exists(): return None
+    try:
+        art = load(path)
+    except ValueError as e:
+        log.warning(f"{e}; {what} will be trained again")
+        return None
+    if art.digest != digest:
+        log.info(f"{path} was made with another config, data or upstream model; {what} will be trained again")
+        return None
+    log.info(f"{what} loaded from {path}")
+    return art
+
 # %% ../nbs/00_core.ipynb #71c2db66
 def git_commit() -> str | None:
     "The project's current git commit, or None outside a work tree."
@@ -355,20 +391,3 @@ def update_manifest(out: str | Path,  # output folder of a run
                         for p in sorted((out / sub).glob("*")) if p.is_file() and not p.name.startswith(".")}
     atomic_write(path, json.dumps(man, indent=1, sort_keys=True, default=str) + "\n")
     return man
-
-# %% ../nbs/00_core.ipynb #8f482b05
-def get_logger(name: str = "ilmarket") -> logging.Logger:
-    "The project's logger, printing `ilmarket: message` once configured."
-    log = logging.getLogger(name)
-    root = logging.getLogger("ilmarket")
-    if not root.handlers:
-        h = logging.StreamHandler()
-        h.setFormatter(logging.Formatter("%(name)s: %(message)s"))
-        root.addHandler(h)
-        root.setLevel(logging.INFO)
-    return log
-
-def label_source(title: str, source: str | None) -> str:
-    "Title with the data source appended; a synthetic source is always named as such."
-    if source is None: return title
-    return f"{title} [synthetic data]" if source == "synthetic" else f"{title} [{source}]"

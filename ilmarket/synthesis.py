@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .agents import ILArtifacts, load_or_fit_il, split_tail
-from .core import Config, SynthesisConfig, artifact_path, get_logger, load_torch, save_torch
+from .core import Config, SynthesisConfig, artifact_path, get_logger, load_matching, load_torch, save_torch
 from .data import default_bars
 from .features import FEATURES, FeatureStream, compute_features, ema, session_starts
 from .segments import make_segments, role_segments, segment_bars
@@ -316,16 +316,8 @@ def load_or_fit_synthesis(cfg: Config,  # run config
     bars = default_bars(cfg) if bars is None else bars
     il = load_or_fit_il(cfg, bars)
     digest, path = synthesis_digest(cfg, il), artifact_path(cfg, "synthesis.pt")
-    log = get_logger("ilmarket.synthesis")
-    if path.exists() and not refit:
-        try:
-            art = load_synthesis(path)
-            if art.digest == digest:
-                log.info(f"synthesis net loaded from {path}")
-                return art
-            log.info(f"{path} was trained with another config, data or IL ensemble; retraining")
-        except ValueError as e:
-            log.warning(f"{e}; retraining")
+    art = None if refit else load_matching(path, digest, load_synthesis, "synthesis net")
+    if art is not None: return art
     data = make_synth_data(bars, cfg, il)
     roll = make_rollout_data(bars, cfg, il, data.index) if cfg.synthesis.rollout_steps > 0 else None
     net, hist = fit_synthesis(data.act, data.target, cfg.synthesis, cfg.seed, roll)
