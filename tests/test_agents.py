@@ -106,5 +106,5 @@ def test_load_or_fit_caches_by_digest(tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="ilmarket"):
         b = load_or_fit_il(cfg2, bars)
         s2 = load_or_fit_synthesis(cfg2, bars)
-    assert b.digest != a1.digest and "retraining" in caplog.text
+    assert b.digest != a1.digest and "trained again" in caplog.text
     assert s2.digest != s1.digest and s2.digest.startswith(b.digest)
