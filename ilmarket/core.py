@@ -95,6 +95,7 @@ class SimConfig:
     impact: str | None = "synthesis"  # "synthesis" (paper), "sqrt" (improvement) or None (static replay)
     fee: float = 0.005  # on filled notional
     agent_capital: float = 1e6  # the trading agent's initial cash
+    il_share_frac: float = 0.5  # share of each IL agent's starting capital held in shares (all-cash agents could not sell)
     noise: bool = True  # bootstrapped residual noise; False makes paper mode deterministic
     sqrt_y: float = 0.7  # Y of the square-root law (literature ≈ 0.5–1)
     sqrt_halflife: float | None = None  # bars; None keeps all impact permanent

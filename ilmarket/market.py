@@ -26,9 +26,8 @@ from .segments import make_segments, role_segments
 from .synthesis import load_or_fit_synthesis
 
 # %% auto #0
-__all__ = ['IL_SHARE_FRAC', 'match_orders', 'bootstrap_noise', 'sqrt_impact', 'MarketData', 'make_market_data',
-           'FeatureStreamLike', 'stacked_mlp', 'MarketSim', 'MarketEnv', 'MarketVecEnv', 'make_sim', 'make_env',
-           'make_vec_env', 'play']
+__all__ = ['match_orders', 'bootstrap_noise', 'sqrt_impact', 'MarketData', 'make_market_data', 'FeatureStreamLike', 'stacked_mlp',
+           'MarketSim', 'MarketEnv', 'MarketVecEnv', 'make_sim', 'make_env', 'make_vec_env', 'play']
 
 # %% ../nbs/07_simulator.ipynb #bf160690
 def match_orders(cash: torch.Tensor,  # (N, P) cash of the P participants in N markets
@@ -161,7 +160,6 @@ def stacked_mlp(ensemble: nn.Module,  # an ensemble with stacked `weights` (M, i
     return forward if same else None
 
 _IMPACTS = ("synthesis", "sqrt", None)
-IL_SHARE_FRAC = 0.5  # share of each IL agent's starting capital held in shares (the rest in cash)
 
 class MarketSim:
     "N interactive markets stepping together: IL pool, matching engine, price formation, features, the agent's account."
@@ -189,6 +187,7 @@ class MarketSim:
         if self.n_envs < 1: raise ValueError(f"n_envs must be ≥ 1, got {self.n_envs}")
         self.horizon, self.warmup = data.horizon, data.warmup
         self.fee, self.il_capital = float(cfg.sim.fee), float(cfg.il.capital)
+        self.il_share_frac = float(cfg.sim.il_share_frac)
         self.window = int(cfg.ddpg.reward_window)
         self.decay = 1.0 if cfg.sim.sqrt_halflife is None else 0.5 ** (1.0 / float(cfg.sim.sqrt_halflife))
         if residuals is None:
@@ -251,8 +250,8 @@ class MarketSim:
         m = self.n_agents
         self.cash = torch.zeros(n, m + 1, dtype=torch.float64)
         self.shares = torch.zeros(n, m + 1, dtype=torch.float64)
-        self.cash[:, :m] = self.il_capital * (1.0 - IL_SHARE_FRAC)
-        self.shares[:, :m] = (self.il_capital * IL_SHARE_FRAC / self.px).unsqueeze(1)
+        self.cash[:, :m] = self.il_capital * (1.0 - self.il_share_frac)
+        self.shares[:, :m] = (self.il_capital * self.il_share_frac / self.px).unsqueeze(1)
         self.cash[:, m] = self.c0
         self.impact_level = torch.zeros(n, dtype=torch.float64)
         self.values = self.c0.expand(max(self.window, 1), n).clone()  # ring buffer of V_{t-W..t-1}, V_0 before the start
