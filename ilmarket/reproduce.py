@@ -107,7 +107,10 @@ def execute_papermill(src: Path,  # source notebook (read only)
     from papermill.exceptions import PapermillExecutionError
     try:
         pm.execute_notebook(str(src), str(dest), parameters=parameters, kernel_name="python3", cwd=str(cwd),
-                            progress_bar=False, log_output=False)
+                            progress_bar=False, log_output=False,
+                            # the kernel process shares our terminal: keep its start-up chatter (e.g. the
+                            # TCP-transport notice of ipykernel 7) out of the progress lines
+                            extra_arguments=["--IPKernelApp.log_level=ERROR"])
     except PapermillExecutionError as e:
         cells = json.loads(src.read_text(encoding="utf-8")).get("cells", [])
         pos = next((i for i, c in enumerate(cells) if "".join(c.get("source", "")) == e.source), e.cell_index)
