@@ -5,6 +5,7 @@
 # %% ../nbs/09_evaluation.ipynb #7f8b8186
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -26,7 +27,7 @@ __all__ = ['METRICS', 'STRATEGIES', 'PAPER_TABLE1', 'PAPER_TABLE2', 'PAPER_CASES
            'make_backtest_set', 'simulate_many', 'simulate_backtests', 'run_metrics', 'evaluate_policies',
            'make_table1', 'make_table2', 'make_table5', 'stress_mode', 'evaluation_label', 'make_ablation_table',
            'plot_risk_return', 'pick_case', 'plot_backtest', 'check_claims', 'make_report', 'write_report',
-           'load_backtest_set', 'run_evaluation']
+           'earlier_tables', 'load_backtest_set', 'run_evaluation']
 
 # %% ../nbs/09_evaluation.ipynb #48f24252
 @dataclass(frozen=True)
@@ -430,6 +431,30 @@ def write_report(cfg: Config,  # the run's config (gives the output folder)
                 ) -> Path:
     "Write `<out>/REPORT.md` atomically."
     return atomic_write(run_out_dir(cfg) / "REPORT.md", text)
+
+def _source_tag(md: str) -> str | None:
+    "The data source a saved table names at the end of its bold title line (`label_source`), if any."
+    first = next((l for l in md.splitlines() if l.startswith("**")), "")
+    m = re.search(r"\[([^\]]+)\]\*\*\s*$", first)
+    return m.group(1) if m else None
+
+def earlier_tables(folder: str | Path,  # run output folder holding tables/
+                   names: Sequence[str],  # table names written by earlier notebooks
+                   source: str,  # this run's data source (`bars.attrs["source"]`)
+                  ) -> dict[str, str]:
+    "Markdown of the earlier notebooks' tables that exist; one made from another data source raises."
+    want, out = label_source("", source).strip()[1:-1], {}
+    for n in names:
+        p = Path(folder) / "tables" / f"{n}.md"
+        if not p.is_file(): continue
+        text = p.read_text(encoding="utf-8")
+        made = _source_tag(text)
+        if made is not None and made != want:
+            raise ValueError(f"{p}: made from {made!r}, but this run uses {want!r}; rerun the notebook that writes it "
+                             "(or `ilmarket reproduce`, which reruns what is out of date) before writing the report")
+        out[n] = text
+    return out
+
 
 # %% ../nbs/09_evaluation.ipynb #ed416dbe
 def load_backtest_set(cfg: Config,  # run config
