@@ -13,13 +13,13 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
-from .core import (Config, atomic_write, get_config, get_logger, out_dir, project_root, sha256_file,
-                           update_manifest)
+from .core import (Config, atomic_write, get_config, get_logger, git_commit, out_dir, project_root,
+                           sha256_file, update_manifest)
 
 # %% auto #0
-__all__ = ['EXCLUDED', 'DATA_SUFFIXES', 'TIMINGS_HEADING', 'has_parameters', 'pipeline_notebooks', 'resolve_data',
+__all__ = ['EXCLUDED', 'DATA_SUFFIXES', 'MAX_RUNS', 'TIMINGS_HEADING', 'has_parameters', 'pipeline_notebooks', 'resolve_data',
            'notebook_sha256', 'run_key', 'stage_stamp', 'StageError', 'StageResult', 'execute_papermill', 'run_stages',
            'reproduce', 'with_timings', 'main']
 
@@ -201,7 +201,7 @@ def reproduce(profile: str = "quick",  # "quick" or "full"
     finally:  # a failed or interrupted run still records what it finished
         man = _write_manifest(outp, cfg, data_file, key, results)
     report = outp / "REPORT.md"
-    if report.exists(): atomic_write(report, with_timings(report.read_text(encoding="utf-8"), man.get("timings", {}), man.get("stages", {})))
+    if report.exists(): atomic_write(report, with_timings(report.read_text(encoding="utf-8"), man.get("runs", [])))
     log.info("done in %.1f s: %d ran, %d up to date; manifest %s", time.perf_counter() - t0,
              sum(r.status == "ran" for r in results), sum(r.status == "skipped" for r in results), outp / "manifest.json")
     return man
@@ -214,23 +214,46 @@ def _write_manifest(outp: Path, cfg: Config, data_file: Path | None, key: dict, 
                                 "sha256": None if data_file is None else key["data"], "synthetic": data_file is None},
                           timings={r.notebook: r.seconds for r in results if r.status == "ran"},
                           stages={r.notebook: r.status for r in results},
-                          model_artifacts=models)
+                          model_artifacts=models, runs=_runs_history(outp, results))
     return man
+
+MAX_RUNS = 20  # invocations kept in the manifest's "runs"
+
+def _runs_history(outp: Path, results: list[StageResult]) -> list[dict]:
+    "The manifest's `runs` with this invocation appended (a manifest from before `runs` existed gives its timings as run 1)."
+    path = outp / "manifest.json"
+    old = json.loads(path.read_text()) if path.exists() else {}
+    runs = list(old.get("runs") or ([{"git_commit": old.get("git_commit"), "finished": None, "ran": old["timings"], "skipped": []}]
+                                    if old.get("timings") else []))
+    runs.append({"git_commit": git_commit(), "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                 "ran": {r.notebook: r.seconds for r in results if r.status == "ran"},
+                 "skipped": [r.notebook for r in results if r.status == "skipped"]})
+    return runs[-MAX_RUNS:]
 
 # %% ../nbs/10_reproduce.ipynb #47d902b6
 TIMINGS_HEADING = "## Wall time per notebook"
 
 def with_timings(report: str,  # REPORT.md text
-                 timings: dict[str, float],  # notebook stem → seconds
-                 stages: dict[str, str],  # notebook stem → "ran"/"skipped" in the last run
+                 runs: Sequence[Mapping[str, Any]],  # the manifest's "runs": {"git_commit", "finished", "ran", "skipped"}
+                 last: int = 4,  # columns: the most recent runs
                 ) -> str:
-    "The report with its wall-time section replaced by a table of `timings`."
+    "The report with its wall-time section replaced by a table: seconds per notebook in each recorded run."
     head = report.split(TIMINGS_HEADING)[0].rstrip("\n")
-    rows = [f"| {nb} | {timings.get(nb, float('nan')):.1f} | {'this run' if st == 'ran' else 'an earlier run (up to date)'} |"
-            for nb, st in stages.items()]
-    total = sum(timings.get(nb, 0.0) for nb in stages)
-    return "\n".join([head, "", TIMINGS_HEADING, "", "| notebook | seconds | measured in |", "|---|---|---|", *rows,
-                      f"| total | {total:.1f} | |", ""])
+    first = max(len(runs) - last, 0)
+    shown = list(enumerate(runs, 1))[first:]
+    order = list(dict.fromkeys(nb for _, r in shown for nb in [*r.get("ran", {}), *r.get("skipped", [])]))
+    order.sort()  # pipeline notebooks are numbered
+    cell = lambda r, nb: (f"{r['ran'][nb]:.1f}" if nb in r.get("ran", {}) else "up to date" if nb in r.get("skipped", []) else "")
+    name = lambda k, r: f"run {k}" + (f" ({str(r['git_commit'])[:7]}" + (f", {r['finished'][:10]}" if r.get("finished") else "") + ")"
+                                      if r.get("git_commit") else "")
+    rows = [f"| {nb} | " + " | ".join(cell(r, nb) for _, r in shown) + " |" for nb in order]
+    totals = "| total | " + " | ".join(f"{sum(r.get('ran', {}).values()):.1f}" for _, r in shown) + " |"
+    note = ("Seconds of wall time; *up to date*: the stage was skipped and keeps the outputs of an earlier run. "
+            "A stage that reruns loads the models already trained for the same config and data, so a rerun can "
+            "take far less than the run that trained them.")
+    return "\n".join([head, "", TIMINGS_HEADING, "", note, "",
+                      "| notebook | " + " | ".join(name(k, r) for k, r in shown) + " |", "|---|" + "---|" * len(shown),
+                      *rows, totals, ""])
 
 # %% ../nbs/10_reproduce.ipynb #6ec0a515
 def _parser() -> argparse.ArgumentParser:

@@ -65,6 +65,9 @@ def test_rerun_skips_up_to_date_stages(two_runs):
     man = json.loads((base / "a" / "manifest.json").read_text())
     assert set(man["stages"].values()) == {"skipped"}
     assert "up to date, skipped" in r.stderr
+    first, again = man["runs"]  # one record per invocation: the first run's times survive the rerun
+    assert sorted(first["ran"]) == sorted(man["timings"]) and all(t > 0 for t in first["ran"].values())
+    assert again["ran"] == {} and sorted(again["skipped"]) == sorted(man["stages"])
 
 
 def _nb(path: Path, code: str) -> None:
