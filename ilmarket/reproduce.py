@@ -196,17 +196,19 @@ def reproduce(profile: str = "quick",  # "quick" or "full"
     log.info("profile %s, seed %d, data %s, output %s, %d notebooks", profile, seed,
              data_file or "synthetic (no data file given or found)", outp, len(notebooks))
     t0, results = time.perf_counter(), []
+    earlier = _earlier_runs(outp)  # read before any stage runs: the notebooks update the manifest themselves
     try:
         run_stages(notebooks, outp, params, key, nbs_dir, execute=execute, force=force, results=results)
     finally:  # a failed or interrupted run still records what it finished
-        man = _write_manifest(outp, cfg, data_file, key, results)
+        man = _write_manifest(outp, cfg, data_file, key, results, earlier)
     report = outp / "REPORT.md"
     if report.exists(): atomic_write(report, with_timings(report.read_text(encoding="utf-8"), man.get("runs", [])))
     log.info("done in %.1f s: %d ran, %d up to date; manifest %s", time.perf_counter() - t0,
              sum(r.status == "ran" for r in results), sum(r.status == "skipped" for r in results), outp / "manifest.json")
     return man
 
-def _write_manifest(outp: Path, cfg: Config, data_file: Path | None, key: dict, results: list[StageResult]) -> dict:
+def _write_manifest(outp: Path, cfg: Config, data_file: Path | None, key: dict, results: list[StageResult],
+                    earlier: list[dict]) -> dict:
     models = {str(p.relative_to(outp)): sha256_file(p) for p in sorted((outp / "artifacts").rglob("*"))
               if p.is_file() and not p.name.startswith(".")} if (outp / "artifacts").is_dir() else {}
     man = update_manifest(outp, cfg,
@@ -214,17 +216,22 @@ def _write_manifest(outp: Path, cfg: Config, data_file: Path | None, key: dict, 
                                 "sha256": None if data_file is None else key["data"], "synthetic": data_file is None},
                           timings={r.notebook: r.seconds for r in results if r.status == "ran"},
                           stages={r.notebook: r.status for r in results},
-                          model_artifacts=models, runs=_runs_history(outp, results))
+                          model_artifacts=models, runs=_runs_history(earlier, results))
     return man
 
 MAX_RUNS = 20  # invocations kept in the manifest's "runs"
 
-def _runs_history(outp: Path, results: list[StageResult]) -> list[dict]:
-    "The manifest's `runs` with this invocation appended (a manifest from before `runs` existed gives its timings as run 1)."
+def _earlier_runs(outp: Path) -> list[dict]:
+    "The manifest's `runs` before this invocation (a manifest from before `runs` existed gives its timings as run 1)."
     path = outp / "manifest.json"
-    old = json.loads(path.read_text()) if path.exists() else {}
-    runs = list(old.get("runs") or ([{"git_commit": old.get("git_commit"), "finished": None, "ran": old["timings"], "skipped": []}]
+    try: old = json.loads(path.read_text()) if path.exists() else {}
+    except ValueError: old = {}
+    return list(old.get("runs") or ([{"git_commit": old.get("git_commit"), "finished": None, "ran": old["timings"], "skipped": []}]
                                     if old.get("timings") else []))
+
+def _runs_history(earlier: list[dict], results: list[StageResult]) -> list[dict]:
+    "`earlier` runs with this invocation appended, the last `MAX_RUNS`."
+    runs = list(earlier)
     runs.append({"git_commit": git_commit(), "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                  "ran": {r.notebook: r.seconds for r in results if r.status == "ran"},
                  "skipped": [r.notebook for r in results if r.status == "skipped"]})
