@@ -211,12 +211,12 @@ def _write_manifest(outp: Path, cfg: Config, data_file: Path | None, key: dict, 
                     earlier: list[dict]) -> dict:
     models = {str(p.relative_to(outp)): sha256_file(p) for p in sorted((outp / "artifacts").rglob("*"))
               if p.is_file() and not p.name.startswith(".")} if (outp / "artifacts").is_dir() else {}
+    ran = {r.notebook: r.seconds for r in results if r.status == "ran"}
     man = update_manifest(outp, cfg,
                           data={"path": None if data_file is None else str(data_file),
                                 "sha256": None if data_file is None else key["data"], "synthetic": data_file is None},
-                          timings={r.notebook: r.seconds for r in results if r.status == "ran"},
-                          stages={r.notebook: r.status for r in results},
-                          model_artifacts=models, runs=_runs_history(earlier, results))
+                          timings=ran, stages={r.notebook: r.status for r in results},
+                          model_artifacts=models, runs=_runs_history(earlier, ran, results))
     return man
 
 MAX_RUNS = 20  # invocations kept in the manifest's "runs"
@@ -229,13 +229,11 @@ def _earlier_runs(outp: Path) -> list[dict]:
     return list(old.get("runs") or ([{"git_commit": old.get("git_commit"), "finished": None, "ran": old["timings"], "skipped": []}]
                                     if old.get("timings") else []))
 
-def _runs_history(earlier: list[dict], results: list[StageResult]) -> list[dict]:
-    "`earlier` runs with this invocation appended, the last `MAX_RUNS`."
-    runs = list(earlier)
-    runs.append({"git_commit": git_commit(), "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                 "ran": {r.notebook: r.seconds for r in results if r.status == "ran"},
-                 "skipped": [r.notebook for r in results if r.status == "skipped"]})
-    return runs[-MAX_RUNS:]
+def _runs_history(earlier: list[dict], ran: dict[str, float], results: list[StageResult]) -> list[dict]:
+    "`earlier` runs with this invocation (`ran`: seconds of the stages it ran) appended, the last `MAX_RUNS`."
+    this = {"git_commit": git_commit(), "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "ran": ran, "skipped": [r.notebook for r in results if r.status == "skipped"]}
+    return [*earlier, this][-MAX_RUNS:]
 
 # %% ../nbs/10_reproduce.ipynb #47d902b6
 TIMINGS_HEADING = "## Wall time per notebook"
@@ -246,10 +244,8 @@ def with_timings(report: str,  # REPORT.md text
                 ) -> str:
     "The report with its wall-time section replaced by a table: seconds per notebook in each recorded run."
     head = report.split(TIMINGS_HEADING)[0].rstrip("\n")
-    first = max(len(runs) - last, 0)
-    shown = list(enumerate(runs, 1))[first:]
-    order = list(dict.fromkeys(nb for _, r in shown for nb in [*r.get("ran", {}), *r.get("skipped", [])]))
-    order.sort()  # pipeline notebooks are numbered
+    shown = list(enumerate(runs, 1))[-last:]
+    order = sorted({nb for _, r in shown for nb in [*r.get("ran", {}), *r.get("skipped", [])]})  # notebooks are numbered
     cell = lambda r, nb: (f"{r['ran'][nb]:.1f}" if nb in r.get("ran", {}) else "up to date" if nb in r.get("skipped", []) else "")
     name = lambda k, r: f"run {k}" + (f" ({str(r['git_commit'])[:7]}" + (f", {r['finished'][:10]}" if r.get("finished") else "") + ")"
                                       if r.get("git_commit") else "")
