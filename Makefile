@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install reproduce full test sync docs browser bench clean
+.PHONY: install reproduce full test sync docs browser bench determinism clean
 
 $(STAMP): settings.ini setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ test: install sync browser docs
 # speed figures with their baselines → reports/bench/bench.json and BENCH.md (see bench/README.md)
 bench: install
 	$(PY) bench/run.py
+
+# every stage notebook in three fresh processes (OMP_NUM_THREADS=1 and unset): lists any cell whose outcome or output differs
+determinism: install
+	$(PY) tools/nb_determinism.py --runs 3
 
 clean:
 	rm -rf reports/quick _docs _proc

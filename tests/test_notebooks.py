@@ -1,13 +1,19 @@
 """Each notebook in nbs/ runs top to bottom as one pytest case (slow cells skipped)."""
+import sys
 from pathlib import Path
 
 import pytest
-import nbdev.test as nbt
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from nbrun import run_notebook  # noqa: E402
 
 NBS = Path(__file__).resolve().parent.parent / "nbs"
 NOTEBOOKS = sorted(p for p in NBS.glob("*.ipynb") if not p.name.startswith("_"))
 
+
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook(nb: Path):
-    ok, secs = nbt.test_nb(nb, skip_flags=["slow"], showerr=True)
-    assert ok, f"{nb.name} failed; the cell and traceback are printed above"
+    run = run_notebook(nb)
+    if run.failed is not None:
+        sys.stderr.write(run.traceback)
+        pytest.fail(run.message(), pytrace=False)
