@@ -27,10 +27,10 @@ import torch
 
 # %% auto #0
 __all__ = ['PROFILES', 'FLOAT_FORMAT', 'DataConfig', 'FeatureConfig', 'SegmentConfig', 'LabelConfig', 'ILConfig',
-           'SynthesisConfig', 'SimConfig', 'DDPGConfig', 'EvalConfig', 'Config', 'get_config', 'seed_everything',
-           'get_logger', 'label_source', 'project_root', 'out_dir', 'artifact_path', 'atomic_path', 'atomic_write',
-           'sha256_file', 'to_markdown', 'save_table', 'save_fig', 'save_torch', 'load_torch', 'load_matching',
-           'git_commit', 'package_versions', 'update_manifest']
+           'SynthesisConfig', 'SimConfig', 'DDPGConfig', 'EvalConfig', 'Config', 'get_config', 'parse_setting',
+           'seed_everything', 'get_logger', 'label_source', 'project_root', 'out_dir', 'artifact_path', 'atomic_path',
+           'atomic_write', 'sha256_file', 'to_markdown', 'save_table', 'save_fig', 'save_torch', 'load_torch',
+           'load_matching', 'git_commit', 'package_versions', 'update_manifest']
 
 # %% ../nbs/00_core.ipynb #09c2c421
 @dataclass(frozen=True)
@@ -58,6 +58,7 @@ class SegmentConfig:
     n_holdout: int = 1  # segments that train the action-synthesis net
     n_backtest: int = 12  # out-of-sample backtests
     zigzag_threshold: float = 0.08  # relative reversal of the automatic extrema finder
+    source: str = "auto"  # extrema: "auto" (Table 6 where the bars cover it, else zig-zag), "table6", "zigzag[:PCT]" or a CSV path
 
 @dataclass(frozen=True)
 class LabelConfig:
@@ -182,11 +183,16 @@ def get_config(profile: str = "quick",  # "quick" or "full"
                seed: int = 0,  # master seed; ensemble member i uses seed + i
                data_path: str | None = None,  # overrides `data.data_path`
                out_dir: str | None = None,  # overrides the output folder
+               settings: dict[str, Any] | None = None,  # flat overrides {"section.field": value}, e.g. from `--set`
                **overrides: dict[str, Any],  # per section, e.g. `ddpg={"total_steps": 100}` or `ddpg__total_steps=100`
               ) -> Config:
-    "The frozen config of a run: the profile's values with `overrides` on top."
+    "The frozen config of a run: the profile's values, then `settings`, then `overrides` on top."
     if profile not in PROFILES: raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
     per_section: dict[str, dict[str, Any]] = {k: dict(v) for k, v in PROFILES[profile].items()}
+    for key, val in (settings or {}).items():
+        if key.count(".") != 1: raise KeyError(f"setting {key!r} must be 'section.field', e.g. 'ddpg.total_steps'")
+        sec, name = key.split(".")
+        per_section.setdefault(sec, {})[name] = val
     for key, val in overrides.items():
         if "__" in key:
             sec, name = key.split("__", 1)
@@ -202,6 +208,41 @@ def get_config(profile: str = "quick",  # "quick" or "full"
         if sec not in sections: raise KeyError(f"unknown config section {sec!r}; known: {sorted(sections)}")
         cfg = replace(cfg, **{sec: _merge(getattr(cfg, sec), values, sec)})
     return cfg
+
+# %% ../nbs/00_core.ipynb #7be5061d
+def _coerce(text: str, default: Any, key: str) -> Any:
+    "`text` as the type of `default` (the field's current value)."
+    t = text.strip()
+    if t.lower() in ("none", "null"): return None
+    if isinstance(default, bool):
+        if t.lower() in ("1", "true", "yes", "on"): return True
+        if t.lower() in ("0", "false", "no", "off"): return False
+        raise ValueError(f"--set {key}={text}: want true or false")
+    if isinstance(default, tuple):
+        return tuple(_coerce(x, default[0] if default else "", key) for x in t.split(",") if x.strip())
+    for typ in ((int,) if isinstance(default, int) else (float,) if isinstance(default, float) else ()):
+        try: return typ(t)
+        except ValueError: raise ValueError(f"--set {key}={text}: want a number ({typ.__name__})") from None
+    if default is None:
+        for typ in (int, float):
+            try: return typ(t)
+            except ValueError: pass
+    return t
+
+def parse_setting(text: str,  # "section.field=value", e.g. "ddpg.total_steps=50000"
+                 ) -> tuple[str, Any]:
+    "One `--set` entry as (`section.field`, typed value), checked against the config's fields."
+    key, sep, val = text.partition("=")
+    key = key.strip()
+    if not sep or key.count(".") != 1: raise ValueError(f"--set {text!r}: want section.field=value, e.g. ddpg.total_steps=50000")
+    sec, name = key.split(".")
+    base = Config()
+    if sec not in {f.name for f in fields(Config)} - {"profile", "seed", "out_dir"}:
+        raise ValueError(f"--set {text!r}: unknown config section {sec!r}")
+    section = getattr(base, sec)
+    if name not in {f.name for f in fields(section)}:
+        raise ValueError(f"--set {text!r}: {sec} has no field {name!r}; known: {sorted(f.name for f in fields(section))}")
+    return key, _coerce(val, getattr(section, name), key)
 
 # %% ../nbs/00_core.ipynb #eebca044
 def seed_everything(seed: int) -> np.random.Generator:
