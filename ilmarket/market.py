@@ -26,8 +26,9 @@ from .segments import make_segments, role_segments
 from .synthesis import load_or_fit_synthesis
 
 # %% auto #0
-__all__ = ['match_orders', 'bootstrap_noise', 'sqrt_impact', 'MarketData', 'make_market_data', 'FeatureStreamLike', 'stacked_mlp',
-           'MarketSim', 'MarketEnv', 'MarketVecEnv', 'make_sim', 'make_env', 'make_vec_env', 'play']
+__all__ = ['match_orders', 'bootstrap_noise', 'sqrt_impact', 'MarketData', 'make_market_data', 'check_actions',
+           'FeatureStreamLike', 'stacked_mlp', 'MarketSim', 'MarketEnv', 'MarketVecEnv', 'make_sim', 'make_env',
+           'make_vec_env', 'play']
 
 # %% ../nbs/07_simulator.ipynb #bf160690
 def match_orders(cash: torch.Tensor,  # (N, P) cash of the P participants in N markets
@@ -131,6 +132,24 @@ def make_market_data(bars: pd.DataFrame,  # canonical bars (open high low close 
                       volume=t(bars["volume"]), new_session=torch.as_tensor(new_sess), sigma=t(sigma), vbar=t(vbar),
                       starts=torch.as_tensor(starts, dtype=torch.int64), warmup=int(warmup), horizon=int(horizon),
                       source=str(bars.attrs.get("source", "unknown")), index=bars.index)
+
+# %% ../nbs/07_simulator.ipynb #a97cd356
+def check_actions(act: Any,  # array-like of actions in [-1, 1]
+                  n: int,  # number of markets
+                  shapes: tuple[tuple[int, ...], ...] | None = None,  # accepted shapes; None → only (n,)
+                 ) -> torch.Tensor:
+    "(n,) float64 actions clamped to [-1, 1]; NaN, infinities, non-real dtypes and other shapes raise `ValueError`."
+    t = torch.as_tensor(np.asarray(act) if not isinstance(act, torch.Tensor) else act)
+    if t.dtype == torch.bool or t.is_complex() or not (t.is_floating_point() or t.dtype in (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)):
+        raise ValueError(f"actions must be real numbers, got dtype {t.dtype}")
+    ok = shapes if shapes is not None else ((n,),)
+    if tuple(t.shape) not in ok:
+        raise ValueError(f"actions must have shape {' or '.join(str(s) for s in ok)} for {n} market(s), got {tuple(t.shape)}")
+    t = t.to(torch.float64).reshape(n)
+    if not torch.isfinite(t).all():
+        i = int(torch.nonzero(~torch.isfinite(t))[0, 0])
+        raise ValueError(f"actions must be finite: entry {i} is {t[i].item()}")
+    return t.clamp(-1.0, 1.0)
 
 # %% ../nbs/07_simulator.ipynb #989b0fad
 class FeatureStreamLike(Protocol):
@@ -277,9 +296,7 @@ class MarketSim:
             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         "Advance all N markets one bar: (obs (N, F+2) float32, reward (N,) float32, done (N,) bool, info)."
         if self.stream is None: raise RuntimeError("call reset() before step()")
-        act = torch.as_tensor(act).to(torch.float64).reshape(-1)
-        if act.shape[0] != self.n_envs: raise ValueError(f"act must have {self.n_envs} entries, got {act.shape[0]}")
-        act = torch.nan_to_num(act, nan=0.0).clamp(-1.0, 1.0)
+        act = check_actions(act, self.n_envs)
         m, k, px = self.n_agents, self.k, self.px
         if self.impact is None:
             cash_a, shares_a, traded = apply_fractions(self.cash[:, m], self.shares[:, m], act, px, self.fee)
@@ -377,8 +394,7 @@ class MarketEnv(gym.Env):
         return obs[0].numpy(), {"price": float(self.sim.px[0])}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
-        act = torch.as_tensor(np.asarray(action, dtype=np.float64).reshape(1))
-        obs, reward, done, info = self.sim.step(act)
+        obs, reward, done, info = self.sim.step(check_actions(action, 1, ((1,), ())))
         if bool(done[0]): obs = info["final_obs"]
         return obs[0].numpy(), float(reward[0]), False, bool(done[0]), {k: float(info[k][0]) for k in _INFO_KEYS}
 
@@ -400,7 +416,8 @@ class MarketVecEnv(VectorEnv):
         return obs.numpy(), {"price": self.sim.px.numpy().copy()}
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
-        obs, reward, done, info = self.sim.step(torch.as_tensor(np.asarray(actions, dtype=np.float64).reshape(self.num_envs)))
+        n = self.num_envs
+        obs, reward, done, info = self.sim.step(check_actions(actions, n, ((n, 1), (n,))))
         infos: dict[str, Any] = {k: info[k].numpy() for k in _INFO_KEYS}
         if bool(done[0]):
             infos["final_obs"], infos["_final_obs"] = info["final_obs"].numpy(), done.numpy()

@@ -133,3 +133,26 @@ def test_reward_is_value_change_over_the_window():
     for t in range(1, 21):
         ref = (v[t] - v[max(t - 5, 0)]) / s.c0
         assert torch.allclose(rewards[t - 1].double(), ref, atol=1e-6)
+
+
+@pytest.mark.parametrize("bad, msg", [
+    ([0.1, float("nan"), 0.0, 0.2], "finite"),
+    (np.zeros((4, 1)), "shape"), (np.zeros((1, 4)), "shape"), (np.zeros((2, 2)), "shape"),
+    (np.array([True, False, True, False]), "real numbers"), (np.zeros(4, dtype=complex), "real numbers"),
+])
+def test_bad_actions_are_refused_not_held(bad, msg):
+    s = sim("sqrt", n_envs=4)
+    s.reset(seed=0)
+    with pytest.raises(ValueError, match=msg):
+        s.step(bad)
+
+
+def test_gymnasium_wrappers_refuse_nan_and_wrong_shapes():
+    env, venv = MarketEnv(sim("sqrt", n_envs=1)), MarketVecEnv(sim("sqrt", n_envs=3))
+    env.reset(seed=0); venv.reset(seed=0)
+    for bad in (np.array([np.nan], dtype=np.float32), np.zeros((1, 2), dtype=np.float32)):
+        with pytest.raises(ValueError): env.step(bad)
+    for bad in (np.full((3, 1), np.nan), np.zeros((1, 3)), np.zeros((3, 2))):
+        with pytest.raises(ValueError): venv.step(bad)
+    assert np.isfinite(env.step(np.array([0.3], dtype=np.float32))[0]).all()
+    assert venv.step(np.zeros((3, 1), dtype=np.float32))[1].shape == (3,)
