@@ -50,7 +50,8 @@ def run_fresh(timeout: float) -> tuple[dict | None, str]:
             _, err = proc.communicate()
             done = re.findall(r"\] (\S+) \.\.\. ([0-9.]+) s$", err, flags=re.M)
             part = {"per_notebook_s": {nb: float(sec) for nb, sec in done}, "missing": [], "partial": True,
-                    "written": "this bench run (temporary folder, stopped at the time-out)", "commit": None, "data": str(dp)}
+                    "written": "this bench run (temporary folder, stopped at the time-out)", "commit": None,
+                    "data": None if dp is None else dp.name}
             started = re.findall(r"\] (\S+) \.\.\. running$", err, flags=re.M)
             running = [nb for nb in started if nb not in dict(done)]
             spent = sum(float(sec) for _, sec in done)
@@ -87,8 +88,9 @@ def run(run_if_missing: bool, timeout: float) -> dict:
         metrics["quick_reproduce_seconds"] = {"value": total, "unit": "s, sum over notebooks of one run"}
     if res is not None:
         rows = [{"notebook": nb, "seconds": s} for nb, s in res["per_notebook_s"].items()]
-        notes.append(f"from {source}, written {res['written']}, commit {res.get('commit') or 'n/a'}, data "
-                     f"{res['data'] if isinstance(res['data'], str) else (res['data'] or {}).get('path')}")
+        data = res["data"] if isinstance(res["data"], str) or res["data"] is None else res["data"].get("path")
+        data = "synthetic" if data is None else Path(data).name  # named, not located: no machine paths in BENCH.md
+        notes.append(f"from {source}, written {res['written']}, commit {res.get('commit') or 'n/a'}, data {data}")
         if res.get("wall_s"): notes.append(f"wall time of the whole command: {res['wall_s']:.0f} s")
         if res["missing"]:
             notes.append("stages listed without a timing (up to date when that run was made): " + ", ".join(res["missing"]))
