@@ -14,7 +14,9 @@ import os
 import platform
 import random
 import subprocess
+import sys
 import tempfile
+from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
 from importlib.util import find_spec
@@ -26,11 +28,13 @@ import pandas as pd
 import torch
 
 # %% auto #0
-__all__ = ['PROFILES', 'FLOAT_FORMAT', 'DataConfig', 'FeatureConfig', 'SegmentConfig', 'LabelConfig', 'ILConfig',
-           'SynthesisConfig', 'SimConfig', 'DDPGConfig', 'EvalConfig', 'Config', 'get_config', 'parse_setting',
-           'seed_everything', 'get_logger', 'label_source', 'project_root', 'out_dir', 'artifact_path', 'atomic_path',
-           'atomic_write', 'sha256_file', 'to_markdown', 'save_table', 'save_fig', 'save_torch', 'load_torch',
-           'load_matching', 'git_commit', 'package_versions', 'update_manifest']
+__all__ = ['PROFILES', 'CONSOLE_HANDLER', 'FLOAT_FORMAT', 'HASH_SUFFIX', 'DAMAGED_SUFFIX', 'MAX_MODIFIED', 'DataConfig',
+           'FeatureConfig', 'SegmentConfig', 'LabelConfig', 'ILConfig', 'SynthesisConfig', 'SimConfig', 'DDPGConfig',
+           'EvalConfig', 'Config', 'get_config', 'parse_setting', 'seed_everything', 'get_logger', 'configure_logging',
+           'label_source', 'project_root', 'out_dir', 'artifact_path', 'atomic_path', 'atomic_write', 'sha256_file',
+           'to_markdown', 'save_table', 'save_fig', 'hash_path', 'recorded_sha256', 'save_torch', 'DamagedFile',
+           'load_torch', 'artifact_files', 'verify_artifacts', 'set_aside', 'load_matching', 'git_commit', 'git_state',
+           'git_dirty', 'package_versions', 'update_manifest']
 
 # %% ../nbs/00_core.ipynb #09c2c421
 @dataclass(frozen=True)
@@ -254,15 +258,37 @@ def seed_everything(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 # %% ../nbs/00_core.ipynb #8f482b05
+CONSOLE_HANDLER = "ilmarket.console"  # name of the handler `configure_logging` attaches
+
+if not any(isinstance(h, logging.NullHandler) for h in logging.getLogger("ilmarket").handlers):
+    logging.getLogger("ilmarket").addHandler(logging.NullHandler())  # the library prints nothing by itself
+
 def get_logger(name: str = "ilmarket") -> logging.Logger:
-    "The project's logger, printing `ilmarket: message` once configured."
-    log = logging.getLogger(name)
-    root = logging.getLogger("ilmarket")
-    if not root.handlers:
-        h = logging.StreamHandler()
+    "The logger of a part of the project (`ilmarket.<module>`); what it prints is configured by the caller."
+    return logging.getLogger(name)
+
+class _StderrHandler(logging.StreamHandler):
+    "A stream handler writing to the current `sys.stderr` (as `logging.lastResort` does)."
+    _sys = sys  # held by the class: logging flushes its handlers at exit, when module globals may be gone
+
+    def __init__(self): super().__init__(self._sys.stderr)
+
+    @property
+    def stream(self): return self._sys.stderr
+
+    @stream.setter
+    def stream(self, value): pass
+
+def configure_logging(level: int | str = logging.INFO,  # lowest level printed, e.g. `logging.WARNING` or "DEBUG"
+                     ) -> logging.Logger:
+    "Print the package's messages as `name: message` lines on standard error; calling it again only changes the level."
+    log = logging.getLogger("ilmarket")
+    if not any(h.get_name() == CONSOLE_HANDLER for h in log.handlers):
+        h = _StderrHandler()
+        h.set_name(CONSOLE_HANDLER)
         h.setFormatter(logging.Formatter("%(name)s: %(message)s"))
-        root.addHandler(h)
-        root.setLevel(logging.INFO)
+        log.addHandler(h)
+    log.setLevel(level)
     return log
 
 def label_source(title: str, source: str | None) -> str:
@@ -364,32 +390,112 @@ def save_fig(fig: Any,  # a matplotlib Figure
     return path
 
 # %% ../nbs/00_core.ipynb #8665fd97
-def save_torch(obj: Any, path: str | Path) -> Path:
-    "`torch.save` to `path` atomically."
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
-    return Path(path)
+HASH_SUFFIX = ".sha256"  # `<name>.sha256` beside each model file records its sha256
+DAMAGED_SUFFIX = ".damaged"  # a damaged file set aside for inspection: `<name>.damaged`
 
-def load_torch(path: str | Path) -> Any:
-    "`torch.load(path, weights_only=True)` with a clear error for a missing or unreadable file."
+def hash_path(path: str | Path) -> Path:
+    "The file that records the sha256 of `path`: `<name>.sha256` beside it."
+    path = Path(path)
+    return path.with_name(path.name + HASH_SUFFIX)
+
+def recorded_sha256(path: str | Path) -> str | None:
+    "The sha256 recorded for `path` when it was written; None when there is none (or it is unreadable)."
+    try: words = hash_path(path).read_text(encoding="utf-8").split()
+    except (OSError, UnicodeDecodeError): return None
+    ok = words and len(words[0]) == 64 and all(c in "0123456789abcdef" for c in words[0])
+    return words[0] if ok else None
+
+def _canonical(obj: Any, seen: dict) -> Any:
+    "`obj` with its dicts, lists and tuples rebuilt and equal strings made one object (`seen`: value → object)."
+    if type(obj) in (str, bytes): return seen.setdefault(obj, obj)
+    if type(obj) in (dict, OrderedDict):
+        new = type(obj)((_canonical(k, seen), _canonical(v, seen)) for k, v in obj.items())
+        for k, v in getattr(obj, "__dict__", {}).items():  # e.g. a state_dict's _metadata
+            setattr(new, k, _canonical(v, seen))
+        return new
+    if type(obj) in (list, tuple): return type(obj)(_canonical(v, seen) for v in obj)
+    return obj
+
+def save_torch(obj: Any, path: str | Path) -> Path:
+    "`torch.save` to `path` atomically, the same values giving the same bytes; its sha256 goes to `<name>.sha256`."
+    buf = io.BytesIO()
+    torch.save(_canonical(obj, {}), buf)  # a buffer: the inner name is "archive", not the name of the file written
+    data = buf.getvalue()
+    path = atomic_write(path, data)
+    atomic_write(hash_path(path), f"{hashlib.sha256(data).hexdigest()}  {path.name}\n")
+    return path
+
+# %% ../nbs/00_core.ipynb #c2e02337
+class DamagedFile(ValueError):
+    "A model file that is unreadable, lacks a recorded sha256, or differs from the one recorded when it was written."
+
+def _check_sha256(path: Path, actual: str) -> None:
+    "Raise `DamagedFile` unless `actual` is the sha256 recorded for `path`."
+    want = recorded_sha256(path)
+    if want is None:
+        raise DamagedFile(f"{path}: unverified, no sha256 recorded beside it ({hash_path(path).name} is missing or "
+                          "unreadable: the file predates recorded hashes, or its write was interrupted)")
+    if actual != want:
+        raise DamagedFile(f"{path}: damaged, its sha256 {actual[:12]}… differs from {want[:12]}… recorded when "
+                          "it was written (truncated or altered)")
+
+def load_torch(path: str | Path,  # a file written by `save_torch`
+               verify: bool = True,  # refuse it unless its bytes match the recorded sha256
+              ) -> Any:
+    "`torch.load(path, weights_only=True)` of verified bytes; `DamagedFile` names a damaged or unreadable file."
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"model file not found: {path}")
+    data = path.read_bytes()
+    if verify: _check_sha256(path, hashlib.sha256(data).hexdigest())
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as e:
-        raise ValueError(f"{path}: not a readable model file ({type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]})") from None
+        msg = (str(e).splitlines() or [""])[0][:200]
+        raise DamagedFile(f"{path}: not a readable model file ({type(e).__name__}: {msg})") from None
 
+# %% ../nbs/00_core.ipynb #4c0f5596
+def artifact_files(folder: str | Path,  # an artifact folder, e.g. `<out>/artifacts`
+                  ) -> list[Path]:
+    "The model files of a folder (recursively): not hidden, not a recorded hash, not set aside as damaged."
+    folder = Path(folder)
+    if not folder.is_dir(): return []
+    return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")
+                  and not p.name.endswith((HASH_SUFFIX, DAMAGED_SUFFIX)))
+
+def verify_artifacts(folder: str | Path,  # an artifact folder, e.g. `<out>/artifacts`
+                    ) -> list[str]:
+    "Problems found, one line each naming the file: damaged or unverified model files, recorded files missing."
+    problems = []
+    for p in artifact_files(folder):
+        try: _check_sha256(p, sha256_file(p))
+        except DamagedFile as e: problems.append(str(e))
+    for h in sorted(Path(folder).rglob(f"*{HASH_SUFFIX}")) if Path(folder).is_dir() else []:
+        f = h.with_name(h.name[:-len(HASH_SUFFIX)])
+        if not h.name.startswith(".") and not f.exists():
+            problems.append(f"{f}: missing, {h.name} records a file that is not there")
+    return problems
+
+def set_aside(path: str | Path,  # a damaged model file
+             ) -> Path:
+    "Rename a damaged file to `<name>.damaged` (replacing an older one) and remove its recorded hash."
+    path = Path(path)
+    dest = path.with_name(path.name + DAMAGED_SUFFIX)
+    os.replace(path, dest)
+    hash_path(path).unlink(missing_ok=True)
+    return dest
+
+# %% ../nbs/00_core.ipynb #b62763ef
 def load_matching(path: str | Path,  # a cached artifact
                   digest: str,  # what it must have been made with (config sections, seed, data, upstream models)
-                  load: Any,  # function path → artifact with a `.digest` attribute
+                  load: Any,  # function path → artifact with a `.digest` attribute (reading through `load_torch`)
                   what: str,  # name used in the log, e.g. "IL ensemble"
                  ) -> Any | None:
-    "The artifact at `path` when it exists, is readable and was made with `digest`; otherwise None, with the reason logged."
+    "The artifact at `path` when it exists, verifies and was made with `digest`; otherwise None, the reason logged."
     path, log = Path(path), get_logger()
     if not path.exists(): return None
     try:
         art = load(path)
-    except ValueError as e:
+    except ValueError as e:  # DamagedFile, or a readable file of another format
         log.warning(f"{e}; {what} will be trained again")
         return None
     if art.digest != digest:
@@ -399,14 +505,37 @@ def load_matching(path: str | Path,  # a cached artifact
     return art
 
 # %% ../nbs/00_core.ipynb #71c2db66
+def _git(*args: str) -> str | None:
+    "Output of a git command run at the project root; None without git, a work tree or an installed project."
+    try: r = subprocess.run(["git", *args], cwd=project_root(), capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError): return None  # FileNotFoundError (no git, no root) is an OSError
+    return r.stdout if r.returncode == 0 else None
+
 def git_commit() -> str | None:
     "The project's current git commit, or None outside a work tree."
-    try:
-        r = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project_root(), capture_output=True, text=True, timeout=10)
-        return r.stdout.strip() or None
-    except Exception:
-        return None
+    return (_git("rev-parse", "HEAD") or "").strip() or None
 
+MAX_MODIFIED = 100  # modified files listed in a manifest
+
+def git_state(exclude: str | Path | None = None,  # a folder whose changes do not count (the run's outputs)
+             ) -> dict[str, Any]:
+    "`git_commit`, `git_dirty` (tracked files differ from it) and `git_modified` (which) of the project's work tree."
+    commit = git_commit()
+    if commit is None: return {"git_commit": None, "git_dirty": None, "git_modified": None}
+    root, spec = project_root().resolve(), ["--", "."]
+    if exclude is not None and Path(exclude).resolve().is_relative_to(root):
+        spec.append(f":(exclude){Path(exclude).resolve().relative_to(root).as_posix()}")
+    out = _git("diff", "--name-only", "--no-renames", "--relative", "HEAD", *spec)
+    modified = None if out is None else sorted(line for line in out.splitlines() if line)
+    return {"git_commit": commit, "git_dirty": None if modified is None else bool(modified),
+            "git_modified": None if modified is None else modified[:MAX_MODIFIED]}
+
+def git_dirty(exclude: str | Path | None = None,  # a folder whose changes do not count (the run's outputs)
+             ) -> bool | None:
+    "Whether tracked files of the project differ from its commit; None outside a git work tree."
+    return git_state(exclude)["git_dirty"]
+
+# %% ../nbs/00_core.ipynb #4e4f96db
 def package_versions() -> dict[str, str]:
     "Versions of the libraries that shape the results."
     from importlib.metadata import version, PackageNotFoundError
@@ -420,14 +549,14 @@ def update_manifest(out: str | Path,  # output folder of a run
                     cfg: Config | None = None,  # recorded as profile, seed and config
                     **entries: Any,  # further top-level entries (merged into dicts already present)
                    ) -> dict:
-    "Merge entries into `<out>/manifest.json`, refresh versions and artifact hashes; write atomically."
+    "Merge entries into `<out>/manifest.json`, refresh git state, versions and artifact hashes; write atomically."
     out = Path(out)
     path = out / "manifest.json"
     man = json.loads(path.read_text()) if path.exists() else {}
     if cfg is not None: man.update(profile=cfg.profile, seed=cfg.seed, config=cfg.to_dict())
     for k, v in entries.items():
         man[k] = {**man[k], **v} if isinstance(v, dict) and isinstance(man.get(k), dict) else v
-    man["git_commit"] = git_commit()
+    man.update(git_state(exclude=out))
     man["versions"] = package_versions()
     man["artifacts"] = {str(p.relative_to(out)): sha256_file(p) for sub in ("tables", "figures")
                         for p in sorted((out / sub).glob("*")) if p.is_file() and not p.name.startswith(".")}

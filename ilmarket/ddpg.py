@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -16,13 +17,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .core import Config, artifact_path, get_logger, label_source, load_torch, save_torch
+from .core import (Config, DamagedFile, artifact_path, get_logger, hash_path, label_source, load_torch,
+                           save_torch, set_aside)
 
 # %% auto #0
 __all__ = ['CKPT_FORMAT', 'HISTORY_COLUMNS', 'ToyMarket', 'make_mlp', 'mlp_forward', 'mlp_activations', 'mlp_backward', 'Actor',
-           'Critic', 'ReplayBuffer', 'DDPG', 'CheckpointMismatch', 'load_checkpoint', 'load_actor', 'train_ddpg',
-           'Policy', 'ActorPolicy', 'FinalRL', 'RLBaseline', 'ILBaseline', 'LongOnly', 'rl_run_key', 'load_or_train_rl',
-           'load_policies', 'plot_training_curves']
+           'Critic', 'ReplayBuffer', 'DDPG', 'CheckpointMismatch', 'load_checkpoint', 'prev_checkpoint_path',
+           'load_latest_good', 'load_actor', 'train_ddpg', 'Policy', 'ActorPolicy', 'FinalRL', 'RLBaseline',
+           'ILBaseline', 'LongOnly', 'rl_run_key', 'load_or_train_rl', 'load_policies', 'plot_training_curves']
 
 # %% ../nbs/08_ddpg.ipynb #59ee0cae
 class ToyMarket:
@@ -352,13 +354,8 @@ def _run_meta(cfg: Config, seed: int, obs_dim: int, n_envs: int, env: Any, run_k
 def load_checkpoint(path: str | Path,  # a file written by `train_ddpg`
                     meta: dict[str, Any] | None = None,  # this run's `_run_meta`; None skips the match check
                    ) -> dict[str, Any]:
-    "Load a DDPG checkpoint (weights_only); refuse a corrupt file or one written by a different run, naming the difference."
-    try:
-        ck = load_torch(path)
-    except (FileNotFoundError, ValueError):
-        raise
-    except Exception as e:  # e.g. an empty file
-        raise ValueError(f"{path}: not a readable model file ({type(e).__name__})") from None
+    "Load a DDPG checkpoint (weights_only); refuse a damaged file (`DamagedFile`) or another run's, naming why."
+    ck = load_torch(path)
     if not isinstance(ck, dict) or not isinstance(ck.get("meta"), dict) or ck["meta"].get("format") != CKPT_FORMAT:
         raise ValueError(f"{path}: not a DDPG checkpoint (expected format {CKPT_FORMAT!r})")
     if meta is not None:
@@ -370,6 +367,41 @@ def load_checkpoint(path: str | Path,  # a file written by `train_ddpg`
     missing = {"step", "n_updates", "agent", "buffer", "rng", "obs", "ep_ret", "acc", "history"} - set(ck)
     if missing: raise ValueError(f"{path}: incomplete DDPG checkpoint, missing {sorted(missing)}")
     return ck
+
+def prev_checkpoint_path(path: str | Path,  # the latest checkpoint
+                        ) -> Path:
+    "Where the checkpoint before the latest is kept: `<stem>.prev<suffix>` beside it."
+    path = Path(path)
+    return path.with_name(f"{path.stem}.prev{path.suffix}")
+
+def load_latest_good(path: str | Path,  # the latest checkpoint of a run
+                     meta: dict[str, Any],  # this run's `_run_meta`
+                    ) -> tuple[dict[str, Any], Path] | None:
+    "The newest intact checkpoint (`path`, else its `.prev`) with the file it came from; damaged ones are set aside."
+    log, dropped = get_logger("ilmarket.ddpg"), []
+    for p in (Path(path), prev_checkpoint_path(path)):
+        if not p.exists(): continue
+        try: ck = load_checkpoint(p, meta)
+        except DamagedFile as e:
+            log.warning(f"{e}; set aside as {set_aside(p).name}")
+            dropped.append(p.name)
+            continue
+        if dropped: log.warning(f"resuming from {p.name} (step {ck['step']}) instead of {', '.join(dropped)}")
+        return ck, p
+    if dropped: log.warning(f"no intact checkpoint left ({', '.join(dropped)} set aside): training from scratch")
+    return None
+
+def _keep_previous(path: Path,  # the checkpoint about to be written
+                   ours: bool,  # whether the file now at `path` was written by this run
+                  ) -> None:
+    "Before a new checkpoint: this run's latest becomes `.prev`; a `.prev` of an older run is dropped."
+    prev = prev_checkpoint_path(path)
+    if ours and path.exists():
+        os.replace(path, prev)
+        if hash_path(path).exists(): os.replace(hash_path(path), hash_path(prev))
+    elif not ours:
+        prev.unlink(missing_ok=True)
+        hash_path(prev).unlink(missing_ok=True)
 
 def load_actor(path: str | Path,  # a checkpoint written by `train_ddpg`
               ) -> Actor:
@@ -384,7 +416,7 @@ def train_ddpg(env: Any,  # a batched env (reset/step as above) or a zero-argume
                cfg: Config,  # uses cfg.ddpg
                seed: int = 0,  # seeds the networks, exploration, replay sampling and env.reset
                checkpoint_path: str | Path | None = None,  # written every cfg.ddpg.checkpoint_every steps and at the end
-               resume: bool = True,  # continue from checkpoint_path when it exists
+               resume: bool = True,  # continue from the newest intact checkpoint at checkpoint_path (or its `.prev`)
                progress: bool = True,  # a log line every ~10% of the run
                log_every: int | None = None,  # env steps per history row; default total_steps/50
                callback: Callable[[int], None] | None = None,  # called with the step count after every vector step
@@ -407,8 +439,10 @@ def train_ddpg(env: Any,  # a batched env (reset/step as above) or a zero-argume
     hist: dict[str, list] = {k: [] for k in HISTORY_COLUMNS}
     episodes = 0
     path = Path(checkpoint_path) if checkpoint_path is not None else None
-    if path is not None and resume and path.exists():
-        ck = load_checkpoint(path, meta)
+    found = load_latest_good(path, meta) if path is not None and resume else None
+    ours = found is not None  # whether the file at `path` is this run's (a fresh run may replace another's)
+    if found is not None:
+        ck, src = found
         try:
             agent.load_state_dict(ck["agent"]); buf.load_state_dict(ck["buffer"])
             gen.set_state(ck["rng"]["trainer"]); torch.set_rng_state(ck["rng"]["torch"])
@@ -417,20 +451,25 @@ def train_ddpg(env: Any,  # a batched env (reset/step as above) or a zero-argume
             hist = {k: list(ck["history"][k]) for k in HISTORY_COLUMNS}
             episodes = int(ck["episodes"])
         except (KeyError, RuntimeError, TypeError, ValueError) as e:
-            raise ValueError(f"{path}: DDPG checkpoint does not fit this run ({type(e).__name__}: {str(e).splitlines()[0][:300]})") from None
-        if obs.shape != (n, d): raise ValueError(f"{path}: stored observations have shape {tuple(obs.shape)}, the env gives {(n, d)}")
+            msg = str(e).splitlines()[0][:300]
+            raise ValueError(f"{src}: DDPG checkpoint does not fit this run ({type(e).__name__}: {msg})") from None
+        if obs.shape != (n, d):
+            raise ValueError(f"{src}: stored observations have shape {tuple(obs.shape)}, the env gives {(n, d)}")
         if "env" in ck and hasattr(env, "set_state"): env.set_state(ck["env"])
         else:
             log.warning(f"{type(env).__name__} has no get_state/set_state: resuming from a fresh reset, not bit-identical to an uninterrupted run")
             obs = env.reset(seed + step)
-        if progress: log.info(f"resumed {path.name} at step {step}/{total}")
+        if progress: log.info(f"resumed {src.name} at step {step}/{total}")
 
     def checkpoint() -> None:
+        nonlocal ours
         ck = dict(meta=meta, step=step, n_updates=n_updates, episodes=episodes, agent=agent.state_dict(), buffer=buf.state_dict(),
                   rng=dict(trainer=gen.get_state(), torch=torch.get_rng_state()), obs=obs.clone(), ep_ret=ep_ret.clone(),
                   acc={k: v.clone() for k, v in acc.items()}, history=hist)
         if hasattr(env, "get_state"): ck["env"] = env.get_state()
+        _keep_previous(path, ours)
         save_torch(ck, path)
+        ours = True
 
     t0, step0, last_ck = time.perf_counter(), step, step
     while step < total:

@@ -1,6 +1,8 @@
 """DDPG outside its notebook: bit-exact resume (toy env and the real simulator class), refused checkpoints,
-the update against a textbook implementation, the replay ring against a list, truncation handling."""
+the update against a textbook implementation, the replay ring against a list, truncation handling, damaged
+checkpoints rebuilt from the last good one."""
 import copy
+import logging
 
 import numpy as np
 import pandas as pd
@@ -116,16 +118,63 @@ def test_checkpoint_is_weights_only_loadable(finished):
     assert ck["meta"]["format"] == "ilmarket.ddpg/1" and ck["step"] == 160
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda b: b[: len(b) // 2], "not a readable model file"),
-    (lambda b: b"\x00" * 64, "not a readable model file"),
-    (lambda b: b"", "not a readable model file"),
-])
-def test_corrupt_checkpoint_is_refused(finished, tmp_path, damage, message):
-    path = tmp_path / "bad.pt"
-    path.write_bytes(damage(finished.read_bytes()))
-    with pytest.raises(ValueError, match=message):
-        train_ddpg(ToyMarket(4), small_cfg(total_steps=160), seed=0, checkpoint_path=path, progress=False)
+def flip_middle_bit(b):
+    b = bytearray(b)
+    b[len(b) // 2] ^= 0x10
+    return bytes(b)
+
+
+DAMAGES = {"half": lambda b: b[: len(b) // 2], "last byte": lambda b: b[:-1], "empty": lambda b: b"",
+           "zeros": lambda b: b"\x00" * 64, "bit flip": flip_middle_bit}
+
+
+@pytest.mark.parametrize("damage, interrupt, first_step",
+                         [*[(d, 400, 168) for d in DAMAGES], ("half", 200, 8), ("bit flip", None, 328)])
+def test_damaged_latest_checkpoint_resumes_from_the_last_good_one(tmp_path, caplog, damage, interrupt, first_step):
+    """Checkpoints at 160, 320, 480: the damaged latest one is set aside, training resumes from the one before it
+    (or from scratch when there is none) and ends bit-identical to an uninterrupted run."""
+    cfg = small_cfg()
+    train_ddpg(ToyMarket(8, horizon=40), cfg, seed=1, checkpoint_path=tmp_path / "ref.pt", progress=False)
+    path = tmp_path / "run.pt"
+    run = dict(cfg=cfg, seed=1, checkpoint_path=path, progress=False)
+    if interrupt is None: train_ddpg(ToyMarket(8, horizon=40), **run)
+    else:
+        with pytest.raises(Interrupt):
+            train_ddpg(ToyMarket(8, horizon=40), **run, callback=stop_at(interrupt))
+    path.write_bytes(DAMAGES[damage](path.read_bytes()))
+    seen = []
+    with caplog.at_level(logging.WARNING, logger="ilmarket"):
+        actor, hist = train_ddpg(ToyMarket(8, horizon=40), **run, callback=seen.append)
+    assert seen[0] == first_step  # the step after the checkpoint it resumed from (8 = the first step of a fresh run)
+    assert "run.pt" in caplog.text and "set aside" in caplog.text
+    assert (tmp_path / "run.pt.damaged").exists()
+    assert_same_run(load_checkpoint(tmp_path / "ref.pt"), load_checkpoint(path))
+    for a, b in zip(load_actor(tmp_path / "ref.pt").parameters(), actor.parameters()): assert torch.equal(a, b)
+
+
+def test_damaged_checkpoints_with_no_good_one_start_afresh(tmp_path, caplog):
+    cfg = small_cfg(total_steps=400)
+    path = tmp_path / "run.pt"
+    train_ddpg(ToyMarket(4), cfg, seed=0, checkpoint_path=path, progress=False)
+    prev = tmp_path / "run.prev.pt"
+    assert load_checkpoint(prev)["step"] == 320 and load_checkpoint(path)["step"] == 400
+    path.write_bytes(path.read_bytes()[:100]); prev.write_bytes(b"")
+    seen = []
+    with caplog.at_level(logging.WARNING, logger="ilmarket"):
+        train_ddpg(ToyMarket(4), cfg, seed=0, checkpoint_path=path, progress=False, callback=seen.append)
+    assert seen[0] == 4 and "run.pt" in caplog.text and "run.prev.pt" in caplog.text
+    assert load_checkpoint(path)["step"] == 400
+
+
+def test_legacy_checkpoint_without_a_recorded_hash_is_rebuilt(finished, tmp_path, caplog):
+    path = tmp_path / "legacy.pt"
+    torch.save(load_checkpoint(finished), path)  # as written before hashes were recorded
+    seen = []
+    with caplog.at_level(logging.WARNING, logger="ilmarket"):
+        train_ddpg(ToyMarket(4), small_cfg(total_steps=160), seed=0, checkpoint_path=path, progress=False,
+                   callback=seen.append)
+    assert seen[0] == 4 and "no sha256 recorded" in caplog.text
+    assert_same_run(load_checkpoint(finished), load_checkpoint(path))
 
 
 def test_foreign_or_incomplete_checkpoint_is_refused(finished, tmp_path):
