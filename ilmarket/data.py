@@ -5,6 +5,7 @@
 # %% ../nbs/01_data.ipynb #423a610e
 from __future__ import annotations
 
+import csv
 import functools
 import gzip
 import hashlib
@@ -17,14 +18,16 @@ from typing import Any, Callable, NamedTuple
 import exchange_calendars as xc
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 from scipy.signal import lfilter
 
 from .core import Config, get_config, get_logger, project_root
 
 # %% auto #0
-__all__ = ['TZ', 'OHLCV', 'PRICES', 'TABLE6_EXTREMA', 'DataError', 'session_table', 'next_session', 'bar_minutes', 'load_bars',
-           'Coverage', 'coverage', 'resample_bars', 'bars_fingerprint', 'synthetic_extrema', 'synthetic_bars',
-           'stylized_facts', 'default_bars']
+__all__ = ['TZ', 'OHLCV', 'PRICES', 'DATA_SUFFIXES', 'VOLUME_FACTOR', 'VOLUME_WINDOW', 'TABLE6_EXTREMA', 'DataError',
+           'session_table', 'next_session', 'bar_minutes', 'volume_level_changes', 'load_bars', 'Coverage', 'coverage',
+           'resample_bars', 'bars_fingerprint', 'synthetic_extrema', 'synthetic_bars', 'stylized_facts',
+           'resolve_data_path', 'default_bars']
 
 # %% ../nbs/01_data.ipynb #881b1273
 TZ = "America/New_York"  # exchange time of every timestamp
@@ -55,7 +58,7 @@ def _day(d: Any) -> pd.Timestamp:
 def session_table(start: Any,  # first day (str, date or Timestamp), inclusive
                   end: Any,  # last day, inclusive
                  ) -> pd.DataFrame:
-    "NYSE sessions between two days: index `date` (naive), columns `open`, `close` (tz-aware New York), early closes included."
+    "NYSE sessions between two days: index `date` (naive); `open`, `close` (tz-aware New York), early closes included."
     cal = _xnys()
     s, e = _day(start), _day(end)
     if s < cal.first_session or e > cal.last_session:
@@ -74,61 +77,100 @@ def next_session(d: Any,  # a day (str, date or Timestamp)
     if i >= len(sessions): raise DataError(f"no NYSE session on or after {d}")
     return pd.Timestamp(sessions[i])
 
-# %% ../nbs/01_data.ipynb #0a60c590
+# %% ../nbs/01_data.ipynb #bed457f8
 _PARQUET = (".parquet", ".pq")
 _CSV = (".csv", ".csv.gz")
+DATA_SUFFIXES = _PARQUET + _CSV  # the bars files the project reads: loader, data/raw/ and resolve_data_path
+
+def _check_file(path: Path,  # a bars file named by the caller
+                origin: str = "",  # who named it, appended to the message, e.g. " (named by $ILMARKET_DATA)"
+               ) -> None:
+    "A DataError unless `path` is an existing file of a supported type."
+    if not path.exists(): raise DataError(f"{path}: file not found{origin}")
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder; give a bars file (.parquet, .pq, .csv or .csv.gz){origin}")
+    if not path.name.lower().endswith(DATA_SUFFIXES):
+        raise DataError(f"{path}: unsupported file type; use .parquet, .pq, .csv or .csv.gz{origin}")
+
+def _csv_header(path: Path, sep: str) -> list[str]:
+    "The column names on a CSV file's first line as written (pandas renames a repeated `close` to `close.1`)."
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8-sig", newline="") as f:
+        return next(csv.reader(f, delimiter=sep), [])
+
+# %% ../nbs/01_data.ipynb #0a60c590
+def _reason(e: Exception) -> str:
+    "An exception as 'Type: first line of its message' (at most 160 characters of it) for a one-line error."
+    return f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:160]}"
 
 def _read_file(path: Path) -> pd.DataFrame:
-    "The raw table of a parquet or CSV file, or a DataError saying why it cannot be read."
-    name = path.name.lower()
-    if not name.endswith(_PARQUET + _CSV):
-        raise DataError(f"{path}: unsupported file type; use .parquet, .pq, .csv or .csv.gz")
-    if not path.exists(): raise DataError(f"{path}: file not found")
-    if path.is_dir(): raise DataError(f"{path}: is a folder, not a bars file")
+    "The raw table of a parquet or CSV file (columns named as written), or a DataError saying why it cannot be read."
+    _check_file(path)
     if path.stat().st_size == 0: raise DataError(f"{path}: empty file (0 bytes)")
-    if name.endswith(_PARQUET):
+    if path.name.lower().endswith(_PARQUET):
+        try:
+            names = pq.read_schema(path).names
+        except Exception as e:
+            raise DataError(f"{path}: not a readable parquet file ({_reason(e)})") from None
+        _canonical_names(names, str(path))  # a repeated name stops here: pyarrow cannot pick one of them
         try:
             return pd.read_parquet(path)
         except Exception as e:
-            raise DataError(f"{path}: not a readable parquet file ({type(e).__name__}: {str(e).splitlines()[0][:160]})") from None
+            raise DataError(f"{path}: not a readable parquet file ({_reason(e)})") from None
     try:
-        opener = gzip.open if name.endswith(".gz") else open
+        opener = gzip.open if path.name.lower().endswith(".gz") else open
         with opener(path, "rb") as f: head = f.read(4096)
     except OSError as e:
         raise DataError(f"{path}: not a readable gzip file ({str(e)[:160]})") from None
     if b"\x00" in head: raise DataError(f"{path}: binary file, not CSV text")
     if not head.strip(): raise DataError(f"{path}: empty file (no header line)")
     try:
-        df = pd.read_csv(path)
+        df, sep = pd.read_csv(path), ","
         if df.shape[1] == 1:  # a semicolon- or tab-separated export
-            sep = next((c for c in (";", "\t", "|") if c in str(df.columns[0])), None)
-            if sep: df = pd.read_csv(path, sep=sep)
-        return df
+            sep = next((c for c in (";", "\t", "|") if c in str(df.columns[0])), ",")
+            if sep != ",": df = pd.read_csv(path, sep=sep)
+        header = _csv_header(path, sep)
     except UnicodeDecodeError:
         raise DataError(f"{path}: not UTF-8 text; is it a CSV file?") from None
     except Exception as e:
-        raise DataError(f"{path}: not a readable CSV file ({type(e).__name__}: {str(e).splitlines()[0][:160]})") from None
+        raise DataError(f"{path}: not a readable CSV file ({_reason(e)})") from None
+    if len(header) == df.shape[1]: df.columns = header  # the names as written, repeats included
+    return df
 
 # %% ../nbs/01_data.ipynb #2aaf14bb
 _ALIASES = {"o": "open", "h": "high", "l": "low", "c": "close", "v": "volume", "vol": "volume", "t": "timestamp"}
 _TIME_COLS = ("timestamp", "datetime", "date_time", "time", "date")
-_OFFSET = re.compile(r"(?:Z|UTC|GMT|[+-]\d{2}:?\d{2})$", re.IGNORECASE)
+_USED = frozenset(OHLCV) | frozenset(_TIME_COLS)  # the columns the loader reads; the rest are vendor extras
+
+def _canonical_names(cols: list,  # column names as written, repeats included
+                     name: str,  # file or frame named in messages
+                    ) -> list[str]:
+    "Lower-case, trimmed names with vendor aliases resolved; a DataError when two columns mean one field it reads."
+    low = [re.sub(r"\s+", "_", str(c).strip().lower()) for c in cols]
+    present = set(low)
+    out = [_ALIASES[v] if v in _ALIASES and _ALIASES[v] not in present else v for v in low]
+    first: dict[str, int] = {}
+    for i, v in enumerate(out):
+        if v in _USED and v in first:
+            j = first[v]
+            raise DataError(f"{name}: {cols[j]!r} (column {j + 1}) and {cols[i]!r} (column {i + 1}) both mean {v!r}; "
+                            f"keep one")
+        first[v] = i
+    return out
 
 def _canonical_columns(df: pd.DataFrame, name: str) -> pd.DataFrame:
-    "Lower-case, trimmed column names with vendor aliases resolved; ambiguous duplicates are an error."
-    low = {c: re.sub(r"\s+", "_", str(c).strip().lower()) for c in df.columns}
-    present = set(low.values())
-    ren = {c: (_ALIASES[v] if v in _ALIASES and _ALIASES[v] not in present else v) for c, v in low.items()}
-    seen: dict[str, Any] = {}
-    for c, v in ren.items():
-        if v in OHLCV + list(_TIME_COLS) and v in seen:
-            raise DataError(f"{name}: columns {seen[v]!r} and {c!r} both mean {v!r}; keep one")
-        seen[v] = c
-    return df.rename(columns=ren)
+    "`df` with canonical column names (see `_canonical_names`)."
+    return df.set_axis(_canonical_names(list(df.columns), name), axis=1)
 
-def _row_name(csv: bool) -> Callable[[int], str]:
+def _row_name(is_csv: bool) -> Callable[[int], str]:
     "How a 0-based data row is named in messages: CSV line number (header = line 1) or row index."
-    return (lambda i: f"line {i + 2}") if csv else (lambda i: f"row {i}")
+    return (lambda i: f"line {i + 2}") if is_csv else (lambda i: f"row {i}")
+
+# %% ../nbs/01_data.ipynb #1ab67df8
+_OFFSET = re.compile(r"(?:Z|UTC|GMT|[+-]\d{2}:?\d{2})$", re.IGNORECASE)
+_ZONE_WORD = re.compile(r"\s*(?:UTC|GMT)$", re.IGNORECASE)
+# a date whose fields are not in ISO order: 02.07.24, 2/7/2024, 02-07-24 (and the clock after it)
+_DATE_LIKE = re.compile(r"^(\d{1,4})([./-])(\d{1,2})\2(\d{1,4})(?:[ T](\d{1,2}:\d{2})(:\d{2})?(\.\d+)?)?")
 
 def _epoch(v: np.ndarray) -> pd.DatetimeIndex:
     "Epoch numbers (UTC) to timestamps, the unit inferred from the magnitude."
@@ -136,36 +178,68 @@ def _epoch(v: np.ndarray) -> pd.DatetimeIndex:
     unit = "s" if mx < 1e11 else "ms" if mx < 1e14 else "us" if mx < 1e17 else "ns"
     return pd.DatetimeIndex(pd.to_datetime(v, unit=unit, utc=True))
 
-def _not_timestamps(s: pd.Series, bad: np.ndarray, col: str, name: str, where: Callable[[int], str]) -> DataError:
-    "The error for rows of `s` flagged in `bad` that do not parse as times."
+def _not_timestamps(s: pd.Series, bad: np.ndarray, col: str, name: str, where: Callable[[int], str],
+                    fmt: str | None = None) -> DataError:
+    "The error for rows of `s` flagged in `bad` that do not parse as times (in format `fmt`, when given)."
     idx = np.flatnonzero(bad)[:3]
-    return DataError(f"{name}: column {col!r} has {int(bad.sum())} value(s) that are not timestamps, first: "
+    return DataError(f"{name}: column {col!r} has {int(bad.sum())} value(s) that are not timestamps"
+                     + (f" in the format {fmt!r}" if fmt else "") + ", first: "
                      + "; ".join(f"{where(i)} {s.iloc[i]!r}" for i in idx))
 
-def _parse_text(s: pd.Series, col: str, name: str, where: Callable[[int], str]) -> pd.DatetimeIndex:
-    "ISO-like text to timestamps; all rows with an offset (→ UTC) or none (→ naive)."
+def _format_hint(s: pd.Series,  # non-ISO date text, e.g. "02.07.24 09:30"
+                ) -> str:
+    "The `date_format=` choices that every value of `s` allows, e.g. \"date_format='%d.%m.%y %H:%M' (day first)\"."
+    m = _DATE_LIKE.match(s.iloc[0])
+    a, sep, c = m.group(1), m.group(2), m.group(4)
+    clock = "" if m.group(5) is None else " %H:%M" + (":%S" if m.group(6) else "") + (".%f" if m.group(7) else "")
+    f = pd.Series(s.unique()).str.extract(_DATE_LIKE)[[0, 2, 3]].apply(pd.to_numeric, errors="coerce")
+    x, y, z = f[0], f[2], f[3]  # the three fields of every distinct value
+    yr = "%Y" if len(c) == 4 else "%y"
+    cands = []
+    if len(a) == 4:
+        cands.append((f"%Y{sep}%m{sep}%d{clock}", "year first"))
+    else:
+        if (x <= 31).all() and (y <= 12).all(): cands.append((f"%d{sep}%m{sep}{yr}{clock}", "day first"))
+        if (x <= 12).all() and (y <= 31).all(): cands.append((f"%m{sep}%d{sep}{yr}{clock}", "month first"))
+        if len(a) == 2 and len(c) == 2 and (y <= 12).all() and (z <= 31).all():
+            cands.append((f"%y{sep}%m{sep}%d{clock}", "two-digit year first"))
+    if not cands: return "date_format='...', a strftime format such as '%d.%m.%Y %H:%M'"
+    return " or ".join(f"date_format={fmt!r} ({k})" for fmt, k in cands)
+
+# %% ../nbs/01_data.ipynb #96241ad9
+def _parse_text(s: pd.Series,  # time text of every row
+                col: str, name: str, where: Callable[[int], str],  # column, file and row naming for messages
+                date_format: str | None = None,  # strftime format of the text; None → ISO-like text only
+               ) -> pd.DatetimeIndex:
+    "Text to timestamps, ISO-like or in `date_format`; all rows with an offset (→ UTC) or none (→ naive)."
     s = s.astype(str).str.strip()
+    fmt = date_format or "ISO8601"
     has_off = s.str.contains(_OFFSET).to_numpy()
     if has_off.any() and not has_off.all():
         odd = ~has_off if has_off.sum() >= (~has_off).sum() else has_off
         unparsed = odd.copy()
-        unparsed[odd] = pd.to_datetime(s[odd], format="ISO8601", utc=True, errors="coerce").isna().to_numpy()
-        if unparsed.any(): raise _not_timestamps(s, unparsed, col, name, where)
+        unparsed[odd] = pd.to_datetime(s[odd], format=fmt, utc=True, errors="coerce").isna().to_numpy()
+        if unparsed.any(): raise _not_timestamps(s, unparsed, col, name, where, date_format)
         i, j = int(np.flatnonzero(~odd)[0]), int(np.flatnonzero(odd)[0])
         raise DataError(f"{name}: column {col!r} mixes timestamps with and without a UTC offset "
                         f"({where(i)}: {s.iloc[i]!r}, {where(j)}: {s.iloc[j]!r})")
     utc = bool(has_off.all())
-    # ISO first, then the format pandas infers from the first row; element-wise "mixed" parsing is slow
-    # (minutes for a million rows), so it is the last resort and only for small files
-    for fmt in ("ISO8601", None) + (("mixed",) if len(s) <= 100_000 else ()):
-        try:
-            return pd.DatetimeIndex(pd.to_datetime(s, format=fmt, utc=utc))
-        except (ValueError, TypeError, OverflowError):
-            continue
-    bad = pd.to_datetime(s, utc=utc, errors="coerce").isna().to_numpy()
-    raise _not_timestamps(s, bad, col, name, where)
+    ts = pd.to_datetime(s, format=fmt, utc=utc, errors="coerce")
+    bad = ts.isna().to_numpy()
+    if bad.any() and utc and date_format is None:  # "2024-07-02 09:30 UTC" is ISO with a zone word for the offset
+        iso = s[bad].str.replace(_ZONE_WORD, "+00:00", regex=True)
+        ts[bad] = pd.to_datetime(iso, format=fmt, utc=True, errors="coerce")
+        bad = ts.isna().to_numpy()
+    if not bad.any(): return pd.DatetimeIndex(ts)
+    i = int(np.flatnonzero(bad)[0])
+    if date_format is None and _DATE_LIKE.match(s.iloc[i]):
+        raise DataError(f"{name}: column {col!r} holds dates like {s.iloc[i]!r} ({where(i)}) that are not ISO "
+                        f"(YYYY-MM-DD), so their order of day, month and year would be a guess; give it as "
+                        + _format_hint(s[bad]))
+    raise _not_timestamps(s, bad, col, name, where, date_format)
 
-def _parse_time(df: pd.DataFrame, name: str, tz: str | None, where: Callable[[int], str]) -> tuple[pd.DatetimeIndex, str]:
+def _parse_time(df: pd.DataFrame, name: str, tz: str | None, where: Callable[[int], str],
+                date_format: str | None = None) -> tuple[pd.DatetimeIndex, str]:
     "Timestamps of the rows in New York time, and the column(s) they came from."
     cols = set(df.columns)
     if {"date", "time"} <= cols and not cols & {"timestamp", "datetime", "date_time"}:
@@ -185,7 +259,7 @@ def _parse_time(df: pd.DataFrame, name: str, tz: str | None, where: Callable[[in
     elif pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
         ts = _epoch(s.to_numpy(np.float64))
     else:
-        ts = _parse_text(s, col, name, where)
+        ts = _parse_text(s, col, name, where, date_format)
     if ts.tz is None:
         if tz is None:
             raise DataError(f"{name}: column {col!r} has timestamps without a time zone (e.g. {str(ts[0])!r}); "
@@ -226,18 +300,21 @@ def _validate(df: pd.DataFrame, ts: pd.DatetimeIndex, name: str, where: Callable
     for c in PRICES:
         x = v[c].to_numpy()
         if (bad := ~np.isfinite(x)).any():
-            raise DataError(f"{name}: price column {c!r} is missing or infinite (NaN/inf) in " + _rows_msg(bad, where, show([c])))
+            raise DataError(f"{name}: price column {c!r} is missing or infinite (NaN/inf) in "
+                            + _rows_msg(bad, where, show([c])))
         if (bad := x <= 0).any():
             raise DataError(f"{name}: price column {c!r} is zero or negative in " + _rows_msg(bad, where, show([c])))
     vol = v["volume"].to_numpy()
     if (bad := ~np.isfinite(vol)).any():
-        raise DataError(f"{name}: column 'volume' is missing or infinite (NaN/inf) in " + _rows_msg(bad, where, show(["volume"])))
+        raise DataError(f"{name}: column 'volume' is missing or infinite (NaN/inf) in "
+                        + _rows_msg(bad, where, show(["volume"])))
     if (bad := vol < 0).any():
         raise DataError(f"{name}: column 'volume' is negative in " + _rows_msg(bad, where, show(["volume"])))
     o, h, l, c = (v[k].to_numpy() for k in PRICES)
     top, bot = np.maximum(o, c), np.minimum(o, c)
     if (bad := h < top * (1 - 1e-9)).any():
-        raise DataError(f"{name}: high < max(open, close) in " + _rows_msg(bad, where, show(["open", "high", "close"])))
+        raise DataError(f"{name}: high < max(open, close) in "
+                        + _rows_msg(bad, where, show(["open", "high", "close"])))
     if (bad := l > bot * (1 + 1e-9)).any():
         raise DataError(f"{name}: low > min(open, close) in " + _rows_msg(bad, where, show(["open", "low", "close"])))
     t = ts.asi8
@@ -254,77 +331,166 @@ def _validate(df: pd.DataFrame, ts: pd.DatetimeIndex, name: str, where: Callable
     return v
 
 # %% ../nbs/01_data.ipynb #0b72dd11
-def bar_minutes(bars: pd.DataFrame,  # bars with a DatetimeIndex (or a DatetimeIndex itself)
+def bar_minutes(bars: pd.DataFrame | pd.DatetimeIndex,  # bars with a DatetimeIndex, or the index itself
+                name: str | None = None,  # the source named in errors; None → `attrs["source"]` of a frame
                ) -> int:
     "The bar size in minutes: `attrs['freq']` when set, else the most common spacing of consecutive bars within a day."
-    freq = getattr(bars, "attrs", {}).get("freq")
-    if freq: return int(pd.Timedelta(freq) / pd.Timedelta("1min"))
+    attrs = getattr(bars, "attrs", {})
+    if attrs.get("freq"): return int(pd.Timedelta(attrs["freq"]) / pd.Timedelta("1min"))
+    src = name or attrs.get("source")
+    who = f"{src}: " if src else "bar_minutes: "
     ix = bars if isinstance(bars, pd.DatetimeIndex) else bars.index
-    if not isinstance(ix, pd.DatetimeIndex): raise DataError("bar_minutes: bars need a DatetimeIndex")
+    if not isinstance(ix, pd.DatetimeIndex): raise DataError(f"{who}bars need a DatetimeIndex")
+    if len(ix) < 2: raise DataError(f"{who}{'only one bar' if len(ix) else 'no bars'}, so the bar size is unknown")
     t = ix.as_unit("ns").asi8
-    if len(t) > 1:
-        d = np.diff(t)
-        day = ix.normalize().as_unit("ns").asi8
-        d = d[(day[1:] == day[:-1]) & (d > 0)]
-        if d.size:
-            vals, counts = np.unique(d, return_counts=True)
-            sec = vals[np.argmax(counts)] / 1e9
-            if sec % 60: raise DataError(f"bars are {sec:g} s apart; only whole-minute bars are supported")
-            return int(sec // 60)
-    raise DataError("bar_minutes: no two bars on the same day, so the bar size is unknown (daily bars are not supported)")
+    d = np.diff(t)
+    day = ix.normalize().as_unit("ns").asi8
+    d = d[(day[1:] == day[:-1]) & (d > 0)]
+    if not d.size:
+        raise DataError(f"{who}no two bars fall on the same day, so the bar size is unknown "
+                        f"(daily bars are not supported)")
+    vals, counts = np.unique(d, return_counts=True)
+    sec = vals[np.argmax(counts)] / 1e9
+    if sec % 60: raise DataError(f"{who}bars are {sec:g} s apart; only whole-minute bars are supported")
+    return int(sec // 60)
 
-def _session_filter(frame: pd.DataFrame, name: str, min_day_fraction: float) -> pd.DataFrame:
-    "Keep regular-hours bars on the session grid and days with enough bars (logged)."
-    log = get_logger("ilmarket.data")
-    ts = frame.index
+# %% ../nbs/01_data.ipynb #27f2124f
+class _Sessions(NamedTuple):
+    "The NYSE sessions spanned by a set of timestamps."
+    table: pd.DataFrame  # session_table of the span
+    pos: np.ndarray  # (N,) int: each timestamp's session row, −1 when its day is not a session
+    open: np.ndarray  # (S,) int64 UTC ns of each session's open
+    close: np.ndarray  # (S,) int64 UTC ns of each session's close
+
+def _sessions_of(ts: pd.DatetimeIndex, name: str) -> _Sessions:
+    "The sessions of the days in `ts`, or a DataError when the days fall outside the calendar or on no session."
+    cal = _xnys()
     day = ts.normalize().tz_localize(None)
-    sess = session_table(day.min(), day.max())
+    lo, hi = day.min(), day.max()
+    if lo < cal.first_session or hi > cal.last_session:
+        raise DataError(f"{name}: bars from {lo:%Y-%m-%d} to {hi:%Y-%m-%d} reach outside the NYSE calendar "
+                        f"({cal.first_session:%Y-%m-%d} .. {cal.last_session:%Y-%m-%d})")
+    sess = session_table(lo, hi)
     pos = sess.index.get_indexer(day)
-    t = ts.asi8
-    opn = _i8(sess["open"])
-    cls = _i8(sess["close"])
-    on = pos >= 0
-    rth = on & (t >= np.where(on, opn[pos], 0)) & (t < np.where(on, cls[pos], 0))
+    if not (pos >= 0).any():
+        raise DataError(f"{name}: no timestamp falls on an NYSE session ({lo:%Y-%m-%d} .. {hi:%Y-%m-%d} holds only "
+                        f"weekends and holidays); are the dates read right?")
+    return _Sessions(sess, pos, _i8(sess["open"]), _i8(sess["close"]))
+
+def _in_rth(t: np.ndarray,  # (N,) int64 UTC ns
+            s: _Sessions) -> np.ndarray:
+    "(N,) bool: open <= t < close of the timestamp's own session."
+    on = s.pos >= 0
+    return on & (t >= np.where(on, s.open[s.pos], 0)) & (t < np.where(on, s.close[s.pos], 0))
+
+def _stamp_check(t: np.ndarray,  # (N,) int64 UTC ns of the bars as read
+                 s: _Sessions,  # their sessions
+                 m: int,  # bar size in minutes
+                 name: str,  # file named in messages
+                 stamp: str,  # what the caller says: "start" or "end"
+                ) -> None:
+    "A DataError when most sessions look stamped at the other end of their bars than `stamp` says."
+    step = m * 60_000_000_000
+    on = s.pos >= 0
+    p, tt = s.pos[on], t[on]
+    n = len(s.open)
+    hit = lambda at: np.bincount(p[tt == at[p]], minlength=n) > 0
+    at_open, at_close, second = hit(s.open), hit(s.close), hit(s.open + step)
+    k = int((np.bincount(p[(tt >= s.open[p]) & (tt <= s.close[p])], minlength=n) > 0).sum())
+    end_like, start_like = ~at_open & at_close & second, at_open & ~at_close
+    clock = lambda ns: f"{pd.Timestamp(int(ns), tz='UTC').tz_convert(TZ):%H:%M}"
+    if stamp == "start" and end_like.sum() > k / 2:
+        i = int(np.flatnonzero(end_like)[0])
+        raise DataError(f"{name}: the bars look stamped at the bar end, not its start: "
+                        f"on {int(end_like.sum())} of {k} "
+                        f"sessions the first bar is at {clock(s.open[i] + step)} and the last at the close "
+                        f"({clock(s.close[i])}); load it with stamp='end' (moves every bar {m} minute(s) earlier)")
+    if stamp == "end" and start_like.sum() > k / 2:
+        raise DataError(f"{name}: stamp='end' but the bars look stamped at their start: "
+                        f"on {int(start_like.sum())} of {k} "
+                        f"sessions a bar is at the open and none at the close; leave stamp at 'start'")
+
+# %% ../nbs/01_data.ipynb #e3176e0b
+def _session_filter(frame: pd.DataFrame,  # bars with a New York DatetimeIndex, sorted and unique
+                    name: str,  # file named in messages
+                    min_day_fraction: float,  # days below this share of their session's bars are dropped
+                    stamp: str = "start",  # "start" or "end" of the bar
+                   ) -> pd.DataFrame:
+    "Regular-hours bars on the session grid (end stamps moved to bar starts), days with enough bars (logged)."
+    log = get_logger("ilmarket.data")
+    s = _sessions_of(frame.index, name)
+    rth = _in_rth(_i8(frame.index), s)
     if not rth.any():
         raise DataError(f"{name}: no bar falls in NYSE regular hours (09:30–16:00 New York) of a session; "
-                        f"are the timestamps in the zone you declared (tz=)? first bar read as {ts[0]}")
+                        f"are the timestamps in the zone you declared (tz=)? first bar read as {frame.index[0]}")
+    m = bar_minutes(frame[rth], name)
+    _stamp_check(_i8(frame.index), s, m, name, stamp)
+    if stamp == "end":
+        frame = frame.set_axis(frame.index - pd.Timedelta(minutes=m))
+        log.info(f"{name}: stamp='end': every bar moved {m} minute(s) earlier, to its start")
+        s = _sessions_of(frame.index, name)
+        rth = _in_rth(_i8(frame.index), s)
     if (n_out := int((~rth).sum())):
-        log.info(f"{name}: dropped {n_out} bar(s) outside regular trading hours (pre/post-market, closing prints, non-sessions)")
-    frame, pos = frame[rth], pos[rth]
-    m = bar_minutes(frame)
+        log.info(f"{name}: dropped {n_out} bar(s) outside regular trading hours "
+                 f"(pre/post-market, closing prints, non-sessions)")
+    frame, pos = frame[rth], s.pos[rth]
     step = m * 60_000_000_000
-    off = (frame.index.asi8 - opn[pos]) % step != 0
+    off = (_i8(frame.index) - s.open[pos]) % step != 0
     if off.any():
         log.warning(f"{name}: dropped {int(off.sum())} bar(s) off the {m}-minute grid, first at {frame.index[off][0]}")
         frame, pos = frame[~off], pos[~off]
-    expected = (cls - opn) // step
-    present = np.bincount(pos, minlength=len(sess))
+    expected = (s.close - s.open) // step
+    present = np.bincount(pos, minlength=len(s.table))
     frac = np.where(expected > 0, present / np.maximum(expected, 1), 0.0)
     thin = (present > 0) & (frac < min_day_fraction)
     if thin.any():
-        days = [f"{d:%Y-%m-%d} ({present[i]}/{expected[i]})" for i, d in zip(np.flatnonzero(thin), sess.index[thin])]
-        log.warning(f"{name}: dropped {len(days)} day(s) with fewer than {min_day_fraction:.0%} of their session's bars: "
+        days = [f"{d:%Y-%m-%d} ({present[i]}/{expected[i]})"
+                for i, d in zip(np.flatnonzero(thin), s.table.index[thin])]
+        log.warning(f"{name}: dropped {len(days)} day(s) with fewer than {min_day_fraction:.0%} of their session's "
+                    f"bars: "
                     + ", ".join(days[:5]) + (" …" if len(days) > 5 else ""))
         frame = frame[~thin[pos]]
     if frame.empty: raise DataError(f"{name}: no day keeps at least {min_day_fraction:.0%} of its session's bars")
     frame.attrs["freq"] = f"{m}min"
     return frame
 
+# %% ../nbs/01_data.ipynb #18596ddd
+VOLUME_FACTOR = 10.0  # a session's median bar volume this many times above or below its reference is a level change
+VOLUME_WINDOW = 20  # sessions in the reference (the median of their median bar volumes)
+
+def volume_level_changes(bars: pd.DataFrame,  # canonical bars
+                         factor: float = VOLUME_FACTOR,  # ratio (either way) that counts as a change of level
+                         window: int = VOLUME_WINDOW,  # previous sessions in the reference
+                        ) -> pd.DataFrame:
+    "Sessions starting a run of median bar volume > `factor`× off the previous sessions': median, reference, ratio."
+    day = bars.index.normalize().tz_localize(None)
+    med = bars["volume"].groupby(day).median()
+    ref = med.shift(1).rolling(window, min_periods=1).median()
+    ratio = med / ref
+    off = ((ratio > factor) | (ratio < 1 / factor)).to_numpy()
+    first = off & ~np.concatenate([[False], off[:-1]])
+    out = pd.DataFrame({"median": med, "reference": ref, "ratio": ratio})[first]
+    out.index.name = "date"
+    return out
+
 # %% ../nbs/01_data.ipynb #97108c82
 def load_bars(src: str | os.PathLike | pd.DataFrame,  # .parquet/.pq/.csv/.csv.gz path, or a frame
-              tz: str | None = None,  # zone of naive timestamps (e.g. "America/New_York"); ignored for aware/epoch ones
-              min_day_fraction: float | None = None,  # drop days below this share of their session's bars; None → DataConfig default
+              tz: str | None = None,  # zone of naive timestamps, e.g. "America/New_York"; ignored for aware/epoch
+              min_day_fraction: float | None = None,  # drop days below this share of their session; None → config
+              date_format: str | None = None,  # strftime format of non-ISO time text ("%d.%m.%Y %H:%M"); None → ISO
+              stamp: str = "start",  # "start": stamps are bar starts; "end": bar ends, moved one bar earlier
              ) -> pd.DataFrame:
     "The canonical bars frame (RTH, New York bar starts, float64 OHLCV) of a file or frame, or a DataError."
     if min_day_fraction is None: min_day_fraction = Config().data.min_day_fraction
+    if stamp not in ("start", "end"): raise DataError(f"load_bars: stamp must be 'start' or 'end', got {stamp!r}")
     if isinstance(src, pd.DataFrame):
         name = str(src.attrs.get("source", "<DataFrame>"))
-        source, raw, csv = name, src, False
+        source, raw, is_csv = name, src, False
     elif isinstance(src, (str, os.PathLike)):
         path = Path(src)
         name, source = str(path), path.name
         raw = _read_file(path)
-        csv = not path.name.lower().endswith(_PARQUET)
+        is_csv = not path.name.lower().endswith(_PARQUET)
     else:
         raise DataError(f"load_bars: expected a file path or a DataFrame, got {type(src).__name__}")
     if isinstance(raw.index, pd.DatetimeIndex):  # times in the index (a canonical frame, an indexed parquet file)
@@ -336,12 +502,18 @@ def load_bars(src: str | os.PathLike | pd.DataFrame,  # .parquet/.pq/.csv/.csv.g
     if missing:
         raise DataError(f"{name}: missing column(s) {', '.join(missing)}; need open, high, low, close, volume "
                         f"(any case) and a time column (found {list(raw.columns)})")
-    where = _row_name(csv)
-    ts, _ = _parse_time(df, name, tz, where)
+    where = _row_name(is_csv)
+    ts, _ = _parse_time(df, name, tz, where, date_format)
     vals = _validate(df, ts, name, where)
     keep = ~ts.isna()  # only wall-clock times repeated by a DST fall-back (01:00–02:00, never in RTH)
     frame = pd.DataFrame(vals.to_numpy()[keep], columns=OHLCV, index=pd.DatetimeIndex(ts[keep], name="timestamp"))
-    frame = _session_filter(frame, name, min_day_fraction)
+    frame = _session_filter(frame, name, min_day_fraction, stamp)
+    if len(ch := volume_level_changes(frame)):
+        get_logger("ilmarket.data").warning(
+            f"{name}: median bar volume changes more than {VOLUME_FACTOR:g}x against the previous {VOLUME_WINDOW} "
+            f"sessions on {len(ch)} day(s): "
+            + ", ".join(f"{d:%Y-%m-%d} ({r:.3g}x)" for d, r in ch["ratio"].head(5).items())
+            + (" …" if len(ch) > 5 else "") + "; feeds of different venues spliced? volume features jump there")
     frame.attrs = {"source": source, "freq": frame.attrs["freq"]}
     return frame
 
@@ -349,7 +521,8 @@ def load_bars(src: str | os.PathLike | pd.DataFrame,  # .parquet/.pq/.csv/.csv.g
 class Coverage(NamedTuple):
     "Per-session and per-year coverage of a bars frame (unpacks as `days, summary`)."
     days: pd.DataFrame  # index date: expected, present, fraction, missing, gaps, early_close
-    summary: pd.DataFrame  # index year (+ "total"): sessions, days, full_days, day_share, median_bars, bars, expected_bars, bar_share, gaps
+    summary: pd.DataFrame  # index year (+ "total"): sessions, days, full_days, day_share, median_bars, bars,
+    #                        expected_bars, bar_share, gaps
 
 def coverage(bars: pd.DataFrame,  # canonical bars
              start: Any = None,  # first day of the calendar to compare with; None → first bar's day
@@ -400,7 +573,8 @@ def resample_bars(bars: pd.DataFrame,  # canonical bars
     t = bars.index.as_unit("ns").asi8
     bins = opn + (t - opn) // step.value * step.value
     key = pd.DatetimeIndex(pd.to_datetime(bins, utc=True).tz_convert(TZ), name="timestamp")
-    out = bars[OHLCV].groupby(key, sort=True).agg({"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"})
+    how = {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
+    out = bars[OHLCV].groupby(key, sort=True).agg(how)
     out.index.name = "timestamp"
     out = out.astype(np.float64)
     out.attrs = {"source": bars.attrs.get("source"), "freq": f"{int(step / pd.Timedelta('1min'))}min"}
@@ -416,15 +590,19 @@ def bars_fingerprint(bars: pd.DataFrame,  # canonical bars
     return h.hexdigest()[:16]
 
 # %% ../nbs/01_data.ipynb #64121764
-TABLE6_EXTREMA: tuple[tuple[str, str], ...] = (  # the paper's Table 6: (date, kind); dates off-session snap to the next session
+# the paper's Table 6: (date, kind); dates off-session snap to the next session
+TABLE6_EXTREMA: tuple[tuple[str, str], ...] = (
     ("2018-12-23", "min"),
-    ("2019-05-01", "max"), ("2019-06-03", "min"), ("2019-07-26", "max"), ("2019-08-05", "min"), ("2019-09-12", "max"), ("2019-10-03", "min"),
-    ("2020-02-19", "max"), ("2020-03-23", "min"), ("2020-09-02", "max"), ("2020-09-21", "min"), ("2020-10-13", "max"), ("2020-11-02", "min"),
-    ("2021-02-16", "max"), ("2021-03-05", "min"), ("2021-04-29", "max"), ("2021-05-12", "min"), ("2021-09-07", "max"), ("2021-10-04", "min"),
-    ("2021-11-22", "max"), ("2021-12-28", "max"),
-    ("2022-03-14", "min"), ("2022-03-29", "max"), ("2022-06-16", "min"), ("2022-08-16", "max"), ("2022-10-13", "min"), ("2022-12-28", "min"),
-    ("2023-02-02", "max"), ("2023-03-13", "min"), ("2023-07-19", "max"), ("2023-08-18", "min"), ("2023-09-01", "max"), ("2023-10-12", "max"),
-    ("2023-10-26", "min"),
+    ("2019-05-01", "max"), ("2019-06-03", "min"), ("2019-07-26", "max"), ("2019-08-05", "min"), ("2019-09-12", "max"),
+    ("2019-10-03", "min"),
+    ("2020-02-19", "max"), ("2020-03-23", "min"), ("2020-09-02", "max"), ("2020-09-21", "min"), ("2020-10-13", "max"),
+    ("2020-11-02", "min"),
+    ("2021-02-16", "max"), ("2021-03-05", "min"), ("2021-04-29", "max"), ("2021-05-12", "min"), ("2021-09-07", "max"),
+    ("2021-10-04", "min"), ("2021-11-22", "max"), ("2021-12-28", "max"),
+    ("2022-03-14", "min"), ("2022-03-29", "max"), ("2022-06-16", "min"), ("2022-08-16", "max"), ("2022-10-13", "min"),
+    ("2022-12-28", "min"),
+    ("2023-02-02", "max"), ("2023-03-13", "min"), ("2023-07-19", "max"), ("2023-08-18", "min"), ("2023-09-01", "max"),
+    ("2023-10-12", "max"), ("2023-10-26", "min"),
     ("2024-03-21", "max"), ("2024-04-19", "min"), ("2024-07-10", "max"),
 )
 
@@ -437,7 +615,8 @@ def synthetic_extrema() -> pd.DataFrame:
         except Exception as e:
             raise DataError(f"{path}: not a readable CSV file ({type(e).__name__})") from None
         cols = {str(c).strip().lower(): c for c in raw.columns}
-        if not {"date", "kind"} <= set(cols): raise DataError(f"{path}: needs columns date, kind (found {list(raw.columns)})")
+        if not {"date", "kind"} <= set(cols):
+            raise DataError(f"{path}: needs columns date, kind (found {list(raw.columns)})")
         ext = pd.DataFrame({"date": pd.to_datetime(raw[cols["date"]], errors="coerce"),
                             "kind": raw[cols["kind"]].astype(str).str.strip().str.lower()})
         if ext["date"].isna().any() or not ext["kind"].isin(["max", "min"]).all():
@@ -455,7 +634,7 @@ def _garch(c: np.ndarray,  # (T,) coefficients c_t = α z²_{t−1} + β
            h0: float,  # h_{−1}
            block: int = 256,  # rows per closed-form block (keeps the cumulative products in range)
           ) -> np.ndarray:
-    "h_t = ω + c_t·h_{t−1} for all t, exactly: h_t = P_t (h_s + ω Σ_{u≤t} 1/P_u) within blocks, P = cumprod(c)."
+    "h_t = ω + c_t·h_{t−1} for all t, exactly: h_t = P_t (h_s + ω Σ_{u≤t} 1/P_u) in blocks, P = cumprod(c)."
     h = np.empty_like(c)
     prev = h0
     for s in range(0, len(c), block):
@@ -480,9 +659,10 @@ def synthetic_bars(start: Any = "2018-12-20",  # first day
                    jump: float = 0.10,  # extra log move of each bull/bear segment
                    nu: float = 5.0,  # Student-t degrees of freedom of the shocks
                   ) -> pd.DataFrame:
-    "Canonical synthetic bars on NYSE sessions: Table 6 regimes, GARCH volatility, fat tails, U-shaped intraday volume."
+    "Canonical synthetic bars on NYSE sessions: Table 6 regimes, GARCH volatility, fat tails, U-shaped volume."
     m = pd.Timedelta(freq) / pd.Timedelta("1min")
-    if m < 1 or m != int(m) or 390 % m: raise DataError(f"synthetic_bars: freq {freq!r} must be whole minutes dividing 390")
+    if m < 1 or m != int(m) or 390 % m:
+        raise DataError(f"synthetic_bars: freq {freq!r} must be whole minutes dividing 390")
     m = int(m)
     rng = np.random.default_rng(seed)
     sess = session_table(start, end)
@@ -529,10 +709,12 @@ def synthetic_bars(start: Any = "2018-12-20",  # first day
     s = np.sqrt(h) * u_vol * reg_vol
     z_day = np.bincount(day, s * z, n_sess) / np.sqrt(np.bincount(day, s * s, n_sess))
     z_day = np.sqrt(0.85) * z_day + np.sqrt(0.15) * z_on
-    v = _garch(0.08 * np.concatenate([[1.0], np.minimum(z_day[:-1] ** 2, 16.0)]) + 0.90, 0.02, 1.0)  # |Z| capped at 4: no runaway
+    # |Z| capped at 4: no runaway
+    v = _garch(0.08 * np.concatenate([[1.0], np.minimum(z_day[:-1] ** 2, 16.0)]) + 0.90, 0.02, 1.0)
     # slow volatility level: AR(1) log-volatility per session, half-life ~45 sessions, stationary sd 0.3
     phi, sd = 0.985, 0.3
-    x = lfilter([1.0], [1.0, -phi], rng.standard_normal(n_sess) * sd * np.sqrt(1 - phi ** 2), zi=[phi * sd * rng.standard_normal()])[0]
+    innov = rng.standard_normal(n_sess) * sd * np.sqrt(1 - phi ** 2)
+    x = lfilter([1.0], [1.0, -phi], innov, zi=[phi * sd * rng.standard_normal()])[0]
     v = v * np.exp(2 * x - 2 * sd ** 2)
     sigma = daily_vol * np.sqrt(0.85 / n_full) * np.sqrt(v[day]) * s
     gap = np.zeros(n)
@@ -549,7 +731,8 @@ def synthetic_bars(start: Any = "2018-12-20",  # first day
     low = np.minimum(np.round(np.minimum(opn_px, close) * np.exp(-wick[:, 1]), 2), np.minimum(opn_px, close))
     u_volume = _u_shape(tau, 2.2, 0.04, 1.6, 0.03) / np.mean(_u_shape(grid, 2.2, 0.04, 1.6, 0.03))
     day_level = np.exp(0.25 * rng.standard_normal(n_sess) - 0.25 ** 2 / 2) * np.sqrt(v)
-    noise = np.exp(0.35 * rng.standard_normal(n) - 0.35 ** 2 / 2) * (0.8 + 0.3 * np.abs(z)) / (0.8 + 0.3 * np.sqrt(2 / np.pi))
+    noise = np.exp(0.35 * rng.standard_normal(n) - 0.35 ** 2 / 2)
+    noise = noise * (0.8 + 0.3 * np.abs(z)) / (0.8 + 0.3 * np.sqrt(2 / np.pi))
     volume = np.maximum(np.round(4.0e7 / n_full * day_level[day] * u_volume * noise), 1.0)
     index = pd.DatetimeIndex(pd.to_datetime(opn[day] + k * step, utc=True).tz_convert(TZ), name="timestamp")
     out = pd.DataFrame({"open": opn_px, "high": high, "low": low, "close": close, "volume": volume}, index=index)
@@ -588,28 +771,40 @@ def stylized_facts(bars: pd.DataFrame,  # canonical bars
     })
 
 # %% ../nbs/01_data.ipynb #3e100fb9
-_SUFFIXES = (".parquet", ".pq", ".csv", ".csv.gz")
+def _bars_file(path: str | os.PathLike,  # a bars file named by the caller
+               origin: str = "",  # who named it, for the message
+              ) -> Path:
+    "The absolute path of a named bars file, or a DataError when it is missing, a folder or of another type."
+    p = Path(path).expanduser().resolve()
+    _check_file(p, origin)
+    return p
 
-def default_bars(cfg_or_path: Config | str | os.PathLike | None = None,  # a run config, a bars file, or None (quick profile)
+def resolve_data_path(path: str | os.PathLike | None = None,  # a bars file; None → $ILMARKET_DATA, data/raw/
+                      root: str | os.PathLike | None = None,  # project folder of data/raw/; None → project_root()
+                     ) -> tuple[Path | None, str]:
+    "The bars file (absolute; None → synthetic) and how: argument, ILMARKET_DATA, data/raw, synthetic."
+    if path is not None: return _bars_file(path), "argument"
+    if env := os.environ.get("ILMARKET_DATA"): return _bars_file(env, " (named by $ILMARKET_DATA)"), "ILMARKET_DATA"
+    raw = Path(root if root is not None else project_root()) / "data" / "raw"
+    found = raw.iterdir() if raw.is_dir() else ()
+    files = sorted(p for p in found if p.is_file() and p.name.lower().endswith(DATA_SUFFIXES))
+    return (files[0].resolve(), "data/raw") if files else (None, "synthetic")
+
+def default_bars(cfg_or_path: Config | str | os.PathLike | None = None,  # a run config, a bars file, None: quick
                 ) -> pd.DataFrame:
-    "The run's bars: explicit path → cfg.data.data_path → $ILMARKET_DATA → data/raw/ → synthetic (logged)."
+    "The run's bars from `resolve_data_path` (a path or cfg.data.data_path first), else the synthetic market; logged."
     log = get_logger("ilmarket.data")
     if isinstance(cfg_or_path, (str, os.PathLike)):
-        cfg, path, how = get_config(), str(cfg_or_path), "explicit path"
+        cfg, given = get_config(), cfg_or_path
     else:
         cfg = cfg_or_path if cfg_or_path is not None else get_config()
-        path, how = cfg.data.data_path, "cfg.data.data_path"
-    if path is None and os.environ.get("ILMARKET_DATA"):
-        path, how = os.environ["ILMARKET_DATA"], "ILMARKET_DATA"
+        given = cfg.data.data_path
+    path, how = resolve_data_path(given)
     if path is None:
-        raw = project_root() / "data" / "raw"
-        files = sorted(p for p in raw.iterdir() if p.is_file() and p.name.lower().endswith(_SUFFIXES)) if raw.is_dir() else []
-        if files: path, how = str(files[0]), "data/raw/"
-    if path is not None:
-        bars = load_bars(path, min_day_fraction=cfg.data.min_day_fraction)
-        log.info(f"bars: {path} ({how}): {len(bars)} {bars.attrs['freq']} bars, "
-                 f"{bars.index[0]:%Y-%m-%d} .. {bars.index[-1]:%Y-%m-%d}")
-        return bars
-    log.info(f"bars: no data file given (data_path, ILMARKET_DATA, data/raw/): synthetic market, "
-             f"{cfg.data.synthetic_freq} bars, seed {cfg.seed}")
-    return synthetic_bars(freq=cfg.data.synthetic_freq, seed=cfg.seed)
+        log.info(f"bars: no data file given (data_path, ILMARKET_DATA, data/raw/): synthetic market, "
+                 f"{cfg.data.synthetic_freq} bars, seed {cfg.seed}")
+        return synthetic_bars(freq=cfg.data.synthetic_freq, seed=cfg.seed)
+    bars = load_bars(path, min_day_fraction=cfg.data.min_day_fraction)
+    log.info(f"bars: {path} ({how}): {len(bars)} {bars.attrs['freq']} bars, "
+             f"{bars.index[0]:%Y-%m-%d} .. {bars.index[-1]:%Y-%m-%d}")
+    return bars
