@@ -144,11 +144,12 @@ def rss_bytes() -> int:
 
 
 def data_path() -> Path | None:
-    "The real 5-minute bars: `ILMARKET_DATA`, else `shared/data/` beside or above the project; None when absent."
-    env = os.environ.get("ILMARKET_DATA")
-    cands = [Path(env)] if env else []
-    cands += [ROOT.parent / "shared" / "data" / DATA_NAME, Path("/work/shared/data") / DATA_NAME]
-    return next((p for p in cands if p.exists()), None)
+    "The real bars: what `ilmarket.data.resolve_data_path` finds, else `shared/data/` beside the project; None when absent."
+    from ilmarket.data import resolve_data_path
+    found, _ = resolve_data_path(None, ROOT)
+    if found is not None: return found
+    beside = ROOT.parent / "shared" / "data" / DATA_NAME
+    return beside if beside.exists() else None
 
 
 def load_real_bars() -> pd.DataFrame | None:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .core import (Config, atomic_write, get_config, seed_everything, get_logger, label_source, out_dir as run_out_dir, save_fig,
+from .core import (Config, atomic_write, get_config, configure_logging, seed_everything, get_logger, label_source, out_dir as run_out_dir, save_fig,
                            save_table, to_markdown, update_manifest)
 from .market import make_market_data, sqrt_impact
 from .portfolio import apply_fractions, compute_metrics

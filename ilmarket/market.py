@@ -18,7 +18,7 @@ from gymnasium.vector.utils import batch_space
 from torch import nn
 
 from .agents import load_or_fit_il
-from .core import Config, get_config, seed_everything
+from .core import Config, get_config, configure_logging, seed_everything
 from .data import default_bars
 from .features import FeatureStream
 from .portfolio import apply_fractions

@@ -8,20 +8,26 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import os
+import re
 import sys
+import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from .core import (Config, atomic_write, get_config, get_logger, git_commit, out_dir, project_root,
-                           sha256_file, update_manifest)
+from . import __version__
+from .core import (Config, artifact_files, atomic_write, configure_logging, get_config, get_logger, git_state,
+                           out_dir, parse_setting, project_root, sha256_file, update_manifest, verify_artifacts)
+from .data import resolve_data_path
 
 # %% auto #0
-__all__ = ['EXCLUDED', 'DATA_SUFFIXES', 'MAX_RUNS', 'TIMINGS_HEADING', 'has_parameters', 'pipeline_notebooks', 'resolve_data',
-           'notebook_sha256', 'run_key', 'stage_stamp', 'StageError', 'StageResult', 'execute_papermill', 'run_stages',
-           'reproduce', 'with_timings', 'main']
+__all__ = ['EXCLUDED', 'SEGMENT_KEYWORDS', 'MAX_RUNS', 'TIMINGS_HEADING', 'has_parameters', 'pipeline_notebooks',
+           'notebook_sha256', 'run_key', 'stage_stamp', 'StageError', 'StageResult', 'failing_line', 'portable_text',
+           'execute_papermill', 'run_stages', 'portable_path', 'reproduce', 'with_timings', 'check_out_dir', 'main']
 
 # %% ../nbs/10_reproduce.ipynb #ff1c5345
 EXCLUDED = ("00_core", "10_reproduce")  # the library core and this driver are not pipeline stages
@@ -46,22 +52,6 @@ def pipeline_notebooks(nbs_dir: str | Path,  # folder holding the numbered noteb
         nbs = keep
     return nbs
 
-# %% ../nbs/10_reproduce.ipynb #2e9e7197
-DATA_SUFFIXES = (".parquet", ".csv", ".csv.gz")
-
-def resolve_data(data: str | Path | None = None,  # explicit file; None → `$ILMARKET_DATA`, then `data/raw/`
-                 root: str | Path | None = None,  # project root (default: the installed project's)
-                ) -> Path | None:
-    "The bars file a run reads (absolute), or None for the synthetic market; a named file must exist."
-    if data is None and os.environ.get("ILMARKET_DATA"): data = os.environ["ILMARKET_DATA"]
-    if data is not None:
-        p = Path(data).expanduser().resolve()
-        if not p.is_file(): raise FileNotFoundError(f"data file not found: {p}")
-        return p
-    raw = Path(root or project_root()) / "data" / "raw"
-    files = sorted(p for p in raw.glob("*") if p.is_file() and p.name.endswith(DATA_SUFFIXES)) if raw.is_dir() else []
-    return files[0].resolve() if files else None
-
 # %% ../nbs/10_reproduce.ipynb #5664629e
 def notebook_sha256(path: str | Path,  # a notebook file
                    ) -> str:
@@ -73,12 +63,22 @@ def notebook_sha256(path: str | Path,  # a notebook file
 def run_key(cfg: Config,  # the run's config
             data: Path | None,  # resolved bars file, None = synthetic
             shared: Sequence[Path] = (),  # notebooks every stage depends on (the core)
+            inputs: Sequence[Path] = (),  # further input files (Table 6's data/segments.csv, a user's extrema file)
            ) -> dict[str, Any]:
-    "The inputs shared by all stages: config digest (without `out_dir`), data identity, shared code."
-    sections = [k for k in cfg.to_dict() if k != "out_dir"]
-    return {"config": cfg.digest(*sections),
+    "The inputs shared by all stages: config digest (without paths), data identity, shared code, input files' sha256."
+    d = cfg.to_dict()
+    d.pop("out_dir"); d["data"].pop("data_path")  # where files live is not what they hold: the data enters by sha256
+    if _is_file_source(cfg.segments.source): d["segments"].pop("source")  # likewise a user's extrema file
+    return {"config": hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16],
             "data": "synthetic" if data is None else sha256_file(data),
-            "shared": {Path(p).stem: notebook_sha256(p) for p in shared}}
+            "shared": {Path(p).stem: notebook_sha256(p) for p in shared},
+            "inputs": {Path(p).name: sha256_file(p) for p in inputs if Path(p).is_file()}}
+
+SEGMENT_KEYWORDS = ("auto", "table6", "zigzag")
+
+def _is_file_source(source: str) -> bool:
+    "Whether a `segments.source` value names an extrema file (anything but the keywords and `zigzag:PCT`)."
+    return source not in SEGMENT_KEYWORDS and not source.startswith("zigzag:")
 
 def stage_stamp(nb: Path,  # the stage's source notebook
                 key: dict[str, Any],  # `run_key` of the run
@@ -88,7 +88,7 @@ def stage_stamp(nb: Path,  # the stage's source notebook
 
 # %% ../nbs/10_reproduce.ipynb #b02c1a9b
 class StageError(RuntimeError):
-    "A pipeline notebook failed; the message names the notebook and the cell."
+    "A pipeline notebook failed; the message names the notebook, the cell and the line."
 
 @dataclass(frozen=True)
 class StageResult:
@@ -97,10 +97,38 @@ class StageResult:
     status: str  # "ran" or "skipped"
     seconds: float  # wall time (0 when skipped)
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+def failing_line(traceback_lines: Sequence[str],  # papermill's `PapermillExecutionError.traceback` (IPython's, with colours)
+                ) -> str:
+    "`line N: source` of the statement of the failing cell that raised (IPython marks it `---->`), or ''."
+    text = _ANSI.sub("", "\n".join(traceback_lines))
+    m = re.search(r"^Cell In\[\d+\], line (\d+)\n(?:.*\n)*?-+> *\d+ (.*)$", text, re.M)
+    return f"line {m.group(1)}: {m.group(2).strip()}" if m else ""
+
+def portable_text(text: str,  # text that may hold absolute paths of this machine
+                  roots: Mapping[str, str],  # absolute folder → what to write instead ('' for "relative to it")
+                 ) -> str:
+    "`text` with each absolute folder of `roots` (longest first) replaced, so committed files hold no machine paths."
+    for folder in sorted(roots, key=len, reverse=True):
+        if not folder or folder == os.sep: continue
+        sub = roots[folder]
+        text = text.replace(folder.rstrip(os.sep) + os.sep, sub + "/" if sub else "")
+        text = text.replace(folder.rstrip(os.sep), sub or ".")
+    return text
+
+def _portable_notebook(path: Path, roots: Mapping[str, str]) -> None:
+    "Rewrite an executed notebook in place with `portable_text` (papermill's metadata and every output)."
+    raw = path.read_text(encoding="utf-8")
+    # paths inside JSON strings are escaped only for backslashes, which POSIX paths do not contain
+    new = portable_text(raw, roots)
+    if new != raw: atomic_write(path, new)
+
 def execute_papermill(src: Path,  # source notebook (read only)
                       dest: Path,  # executed copy
                       parameters: dict[str, Any],  # injected into the `parameters` cell
                       cwd: Path,  # working folder of the kernel
+                      roots: Mapping[str, str] | None = None,  # absolute folders to write as relative ones (`portable_text`)
                      ) -> None:
     "Execute `src` into `dest` with papermill on the `python3` kernel; a failing cell raises `StageError`."
     import papermill as pm
@@ -108,21 +136,36 @@ def execute_papermill(src: Path,  # source notebook (read only)
     try:
         pm.execute_notebook(str(src), str(dest), parameters=parameters, kernel_name="python3", cwd=str(cwd),
                             progress_bar=False, log_output=False,
-                            # the kernel process shares our terminal: keep its start-up chatter (e.g. the
-                            # TCP-transport notice of ipykernel 7) out of the progress lines
-                            extra_arguments=["--IPKernelApp.log_level=ERROR"])
+                            # the kernel shares our terminal: its start-up notices and the "KeyboardInterrupt
+                            # caught in kernel" line of a normal shutdown are not the run's output
+                            extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
     except PapermillExecutionError as e:
         cells = json.loads(src.read_text(encoding="utf-8")).get("cells", [])
         pos = next((i for i, c in enumerate(cells) if "".join(c.get("source", "")) == e.source), e.cell_index)
-        src_line = next((l for l in str(e.source).splitlines() if l.strip() and not l.startswith("#|")), "")
-        raise StageError(f"{src.name}: cell {pos} (0-based, execution count {e.exec_count}, starting "
-                         f"{src_line[:80]!r}) raised {e.ename}: {str(e.evalue)[:500]}") from None
+        where = failing_line(e.traceback or [])
+        if not where:
+            first = next((l for l in str(e.source).splitlines() if l.strip() and not l.startswith("#|")), "")
+            where = f"starting {first[:80]!r}"
+        raise StageError(f"{src.name}: cell {pos} (0-based), {where} — raised {e.ename}: {str(e.evalue)[:500]}") from None
+    finally:
+        if roots and dest.exists(): _portable_notebook(dest, roots)
 
 def _stamp_path(out: Path, nb: Path) -> Path: return out / "stages" / f"{nb.stem}.json"
 
 def _read_stamp(path: Path) -> dict | None:
     try: return json.loads(path.read_text())
     except (OSError, ValueError): return None
+
+def _damaged_outputs(out: Path) -> list[str]:
+    "Model files whose recorded sha256 does not match, and tables or figures the manifest lists that changed or went missing."
+    bad = list(verify_artifacts(out / "artifacts")) if (out / "artifacts").is_dir() else []
+    try: man = json.loads((out / "manifest.json").read_text())
+    except (OSError, ValueError): man = {}
+    for rel, sha in (man.get("artifacts") or {}).items():
+        p = out / rel
+        if not p.is_file(): bad.append(f"{rel}: missing")
+        elif sha256_file(p) != sha: bad.append(f"{rel}: sha256 differs from the manifest's")
+    return bad
 
 def run_stages(notebooks: Sequence[Path],  # pipeline notebooks in run order
                out: str | Path,  # output folder: executed/ and stages/ go here
@@ -133,11 +176,16 @@ def run_stages(notebooks: Sequence[Path],  # pipeline notebooks in run order
                force: bool = False,  # rerun every stage
                results: list[StageResult] | None = None,  # filled as stages finish (kept when a later stage fails)
               ) -> list[StageResult]:
-    "Run the stages in order, skipping those whose stamp matches while nothing before them ran."
+    "Run the stages in order, skipping those whose stamp matches while nothing before them ran and no output is damaged."
     out, log = Path(out), get_logger("ilmarket.reproduce")
     results = [] if results is None else results
     (out / "executed").mkdir(parents=True, exist_ok=True)
     upstream_ran = force
+    damaged = [] if force else _damaged_outputs(out)
+    if damaged:
+        log.warning("%d damaged output(s), every stage reruns (models that still verify are loaded, not retrained): %s",
+                    len(damaged), "; ".join(damaged[:5]) + (" …" if len(damaged) > 5 else ""))
+        upstream_ran = True
     for i, nb in enumerate(notebooks, 1):
         nb = Path(nb)
         stamp, spath, dest = stage_stamp(nb, key), _stamp_path(out, nb), out / "executed" / nb.name
@@ -154,10 +202,10 @@ def run_stages(notebooks: Sequence[Path],  # pipeline notebooks in run order
         try:
             execute(nb, tmp, dict(parameters), Path(cwd))
         except StageError as e:
-            if tmp.exists(): os.replace(tmp, dest.with_name(f"{nb.stem}.failed.ipynb"))
-            raise StageError(f"stage {tag} failed — {e}. The partial executed notebook is "
-                             f"{dest.with_name(nb.stem + '.failed.ipynb')}; earlier stages are kept, "
-                             "rerun the same command to continue from here.") from None
+            failed = dest.with_name(f"{nb.stem}.failed.ipynb")
+            if tmp.exists(): os.replace(tmp, failed)
+            raise StageError(f"stage {tag} failed — {e}. The partial executed notebook is {failed}; "
+                             "earlier stages are kept, and after a fix the same command continues from here.") from None
         except BaseException:
             if tmp.exists(): tmp.unlink()
             raise
@@ -171,6 +219,19 @@ def run_stages(notebooks: Sequence[Path],  # pipeline notebooks in run order
     return results
 
 # %% ../nbs/10_reproduce.ipynb #9e39b4d5
+def _rel(path: Path, start: Path) -> str:
+    "`path` relative to `start` (for the parameters a notebook gets: its kernel runs in `start`)."
+    return os.path.relpath(path, start)
+
+def portable_path(path: str | Path | None,  # a file or folder of this run
+                  root: Path,  # the project root
+                 ) -> str | None:
+    "Inside the project: the path relative to its root; outside it: the file name only (its sha256 says what it held)."
+    if path is None: return None
+    p = Path(path).resolve()
+    try: return p.relative_to(root.resolve()).as_posix()
+    except ValueError: return p.name
+
 def reproduce(profile: str = "quick",  # "quick" or "full"
               seed: int = 0,  # master seed
               data: str | Path | None = None,  # bars file; None → `$ILMARKET_DATA`, `data/raw/`, synthetic
@@ -178,44 +239,64 @@ def reproduce(profile: str = "quick",  # "quick" or "full"
               force: bool = False,  # rerun every stage
               only: Sequence[str] | None = None,  # run only these notebooks (stems or numeric prefixes)
               nbs_dir: str | Path | None = None,  # notebook folder (default: the project's nbs/)
-              execute: Callable[[Path, Path, dict, Path], None] = execute_papermill,  # (src, dest, parameters, cwd) runner
+              execute: Callable[[Path, Path, dict, Path], None] | None = None,  # (src, dest, parameters, cwd) runner; None → papermill
+              settings: Mapping[str, Any] | None = None,  # config overrides {"section.field": value} (`--set`)
+              segments: str | None = None,  # extrema: "auto", "table6", "zigzag[:PCT]" or a CSV file (`--segments`)
              ) -> dict:
     "Run the pipeline notebooks and write the manifest; return the manifest."
-    nbs_dir = Path(nbs_dir) if nbs_dir is not None else project_root() / "nbs"
-    data_file = resolve_data(data)
+    root = project_root()
+    nbs_dir = (Path(nbs_dir) if nbs_dir is not None else root / "nbs").resolve()
+    data_file, how = resolve_data_path(data, root)
+    settings = dict(settings or {})
+    inputs = [root / "data" / "segments.csv"]
+    if segments is not None: settings["segments.source"] = segments
+    seg_src = str(settings.get("segments.source", "auto"))
+    if _is_file_source(seg_src):
+        seg_file = Path(seg_src).expanduser().resolve()
+        if not seg_file.is_file(): raise FileNotFoundError(f"--segments: extrema file not found: {seg_file}")
+        inputs.append(seg_file)
+        settings["segments.source"] = _rel(seg_file, nbs_dir)
     cfg = get_config(profile, seed=seed, data_path=None if data_file is None else str(data_file),
-                     out_dir=None if out is None else str(Path(out).resolve()))
+                     out_dir=None if out is None else str(Path(out).resolve()), settings=settings)
     outp = out_dir(cfg)
     outp.mkdir(parents=True, exist_ok=True)
     notebooks = pipeline_notebooks(nbs_dir, only)
     shared = [p for p in [nbs_dir / "00_core.ipynb"] if p.exists()]
-    key = run_key(cfg, data_file, shared)
-    params = {"profile": profile, "seed": int(seed), "data_path": None if data_file is None else str(data_file),
-              "out_dir": str(outp)}
+    key = run_key(cfg, data_file, shared, inputs)
+    params = {"profile": profile, "seed": int(seed), "data_path": None if data_file is None else _rel(data_file, nbs_dir),
+              "out_dir": _rel(outp, nbs_dir), "settings": settings}
+    roots = {str(root): "", tempfile.gettempdir(): ""}  # temporary files are named relative to the temp folder
+    if data_file is not None and portable_path(data_file, root) == data_file.name: roots[str(data_file.parent)] = ""
+    if execute is None: execute = partial(execute_papermill, roots=roots)
     log = get_logger("ilmarket.reproduce")
-    log.info("profile %s, seed %d, data %s, output %s, %d notebooks", profile, seed,
-             data_file or "synthetic (no data file given or found)", outp, len(notebooks))
+    log.info("profile %s, seed %d, data %s (%s), output %s, %d notebooks%s", profile, seed,
+             data_file or "synthetic market", how, outp, len(notebooks),
+             "".join(f", {k}={v}" for k, v in sorted(settings.items())))
     t0, results = time.perf_counter(), []
     earlier = _earlier_runs(outp)  # read before any stage runs: the notebooks update the manifest themselves
     try:
         run_stages(notebooks, outp, params, key, nbs_dir, execute=execute, force=force, results=results)
     finally:  # a failed or interrupted run still records what it finished
-        man = _write_manifest(outp, cfg, data_file, key, results, earlier)
+        man = _write_manifest(outp, cfg, data_file, key, results, earlier, root)
     report = outp / "REPORT.md"
     if report.exists(): atomic_write(report, with_timings(report.read_text(encoding="utf-8"), man.get("runs", [])))
     log.info("done in %.1f s: %d ran, %d up to date; manifest %s", time.perf_counter() - t0,
-             sum(r.status == "ran" for r in results), sum(r.status == "skipped" for r in results), outp / "manifest.json")
+             sum(r.status == "ran" for r in results), sum(r.status == "skipped" for r in results),
+             outp / "manifest.json")
     return man
 
 def _write_manifest(outp: Path, cfg: Config, data_file: Path | None, key: dict, results: list[StageResult],
-                    earlier: list[dict]) -> dict:
-    models = {str(p.relative_to(outp)): sha256_file(p) for p in sorted((outp / "artifacts").rglob("*"))
-              if p.is_file() and not p.name.startswith(".")} if (outp / "artifacts").is_dir() else {}
+                    earlier: list[dict], root: Path) -> dict:
+    models = {str(p.relative_to(outp)): sha256_file(p) for p in artifact_files(outp / "artifacts")}
     ran = {r.notebook: r.seconds for r in results if r.status == "ran"}
-    man = update_manifest(outp, cfg,
-                          data={"path": None if data_file is None else str(data_file),
+    src = cfg.segments.source
+    portable_cfg = replace(cfg, out_dir=portable_path(outp, root),
+                           data=replace(cfg.data, data_path=portable_path(data_file, root)),
+                           segments=replace(cfg.segments, source=portable_path(src, root) if _is_file_source(src) else src))
+    man = update_manifest(outp, portable_cfg,
+                          data={"path": portable_path(data_file, root), "name": None if data_file is None else data_file.name,
                                 "sha256": None if data_file is None else key["data"], "synthetic": data_file is None},
-                          timings=ran, stages={r.notebook: r.status for r in results},
+                          inputs=key["inputs"], timings=ran, stages={r.notebook: r.status for r in results},
                           model_artifacts=models, runs=_runs_history(earlier, ran, results))
     return man
 
@@ -231,7 +312,8 @@ def _earlier_runs(outp: Path) -> list[dict]:
 
 def _runs_history(earlier: list[dict], ran: dict[str, float], results: list[StageResult]) -> list[dict]:
     "`earlier` runs with this invocation (`ran`: seconds of the stages it ran) appended, the last `MAX_RUNS`."
-    this = {"git_commit": git_commit(), "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    git = git_state()
+    this = {"git_commit": git["git_commit"], "git_dirty": git["git_dirty"], "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "ran": ran, "skipped": [r.notebook for r in results if r.status == "skipped"]}
     return [*earlier, this][-MAX_RUNS:]
 
@@ -259,9 +341,33 @@ def with_timings(report: str,  # REPORT.md text
                       *rows, totals, ""])
 
 # %% ../nbs/10_reproduce.ipynb #6ec0a515
+def _seed(text: str) -> int:
+    "argparse type of `--seed`: a non-negative integer."
+    try: v = int(text)
+    except ValueError: raise argparse.ArgumentTypeError(f"want a non-negative integer, got {text!r}") from None
+    if v < 0: raise argparse.ArgumentTypeError(f"want a non-negative integer, got {v}")
+    return v
+
+def _setting(text: str) -> tuple[str, Any]:
+    "argparse type of `--set`: `section.field=value`, typed by the config field."
+    try: return parse_setting(text)
+    except ValueError as e: raise argparse.ArgumentTypeError(str(e)) from None
+
+def check_out_dir(path: str | Path,  # the `--out` folder (need not exist yet)
+                 ) -> Path:
+    "The absolute output folder, or a `ValueError` when it is a file, lies under a file, or cannot be written."
+    p = Path(path).expanduser().absolute()
+    if p.exists() and not p.is_dir(): raise ValueError(f"--out {path}: is a file, not a folder")
+    up = p
+    while not up.exists(): up = up.parent
+    if not up.is_dir(): raise ValueError(f"--out {path}: {up} is a file, so no folder can be made under it")
+    if not os.access(up, os.W_OK | os.X_OK): raise ValueError(f"--out {path}: {up} is not writable")
+    return p
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ilmarket", description="Interactive market simulation from an ensemble of "
                                 "imitation-learning agents: reproduce the paper's tables and figures.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("reproduce", help="run the pipeline notebooks with papermill and write every table and figure",
                        description="Run notebooks 01–09 with papermill; executed copies, tables, figures, "
@@ -269,9 +375,16 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--profile", choices=["quick", "full"], default="quick", help="quick: minutes on 2 cores; full: paper scale (default: quick)")
     r.add_argument("--data", metavar="PATH", default=None, help="bars file (parquet/CSV); default: $ILMARKET_DATA, then data/raw/, else synthetic")
     r.add_argument("--out", metavar="DIR", default=None, help="output folder (default: reports/<profile>)")
-    r.add_argument("--seed", type=int, default=0, help="master seed (default: 0)")
+    r.add_argument("--seed", type=_seed, default=0, help="master seed, a non-negative integer (default: 0)")
+    r.add_argument("--segments", metavar="SOURCE", default=None,
+                   help="extrema that cut the bars into segments: auto (default: Table 6 where the bars cover it, "
+                        "else the zig-zag finder), table6, zigzag, zigzag:PCT, or a CSV file with columns date,kind")
+    r.add_argument("--set", dest="settings", metavar="SECTION.FIELD=VALUE", type=_setting, action="append", default=[],
+                   help="override one config field, e.g. --set ddpg.total_steps=50000 --set eval.n_seeds=10 (repeatable)")
     r.add_argument("--force", action="store_true", help="rerun every stage even if up to date")
     r.add_argument("--only", metavar="NB[,NB...]", default=None, help="run only these notebooks, by stem or number, e.g. 01,02_features")
+    r.add_argument("-v", "--verbose", action="store_true", help="also print debug messages")
+    r.add_argument("-q", "--quiet", action="store_true", help="print warnings and errors only")
     r.add_argument("--nbs", metavar="DIR", default=None, help=argparse.SUPPRESS)
     return p
 
@@ -279,14 +392,17 @@ def main(argv: Sequence[str] | None = None,  # command-line arguments (default: 
         ) -> int:
     "The `ilmarket` console command; returns the exit code (0 ok, 1 a stage failed, 2 bad input)."
     args = _parser().parse_args(argv)
+    configure_logging(logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO)
     log = get_logger("ilmarket.reproduce")
     try:
-        reproduce(profile=args.profile, seed=args.seed, data=args.data, out=args.out, force=args.force,
-                  only=[s.strip() for s in args.only.split(",") if s.strip()] if args.only else None, nbs_dir=args.nbs)
+        out = None if args.out is None else check_out_dir(args.out)
+        reproduce(profile=args.profile, seed=args.seed, data=args.data, out=out, force=args.force,
+                  only=[s.strip() for s in args.only.split(",") if s.strip()] if args.only else None, nbs_dir=args.nbs,
+                  settings=dict(args.settings), segments=args.segments)
     except StageError as e:
         log.error("%s", e)
         return 1
-    except (FileNotFoundError, ValueError) as e:
-        log.error("%s", e)
+    except (OSError, ValueError, KeyError) as e:
+        log.error("%s", e.args[0] if isinstance(e, KeyError) and e.args else e)
         return 2
     return 0

@@ -290,12 +290,13 @@ def evaluate_synthesis(net: SynthesisNet,  # trained net
     return fit, data.target - pred
 
 def save_synthesis(art: SynthArtifacts, cfg: SynthesisConfig, path: str | Path) -> Path:
-    "Write net, config, residuals, fit table and history to one weights-only file, atomically."
+    "Write net, config, residuals, fit table and history (without its wall time) to one weights-only file, atomically."
     fit = art.fit.reset_index()
     return save_torch({"format": "ilmarket.synthesis/1", "digest": art.digest, "n_agents": art.net.n_agents,
                        "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()},
                        "net": art.net.state_dict(), "residuals": torch.from_numpy(np.asarray(art.residuals, dtype=np.float64)),
-                       "fit": {c: fit[c].tolist() for c in fit.columns}, "history": art.history,
+                       "fit": {c: fit[c].tolist() for c in fit.columns},
+                       "history": {k: v for k, v in art.history.items() if k != "seconds"},  # wall time: logged, not saved (same seed, same bytes)
                        "index": [] if art.index is None else [str(t) for t in art.index]}, path)
 
 def load_synthesis(path: str | Path) -> SynthArtifacts:

@@ -46,6 +46,7 @@ def test_quick_subset_runs_and_writes_manifest(two_runs):
         assert (out / "stages" / f"{stem}.json").exists()
     n = len(SUBSET.split(","))
     assert all(f"[{i}/{n}]" in runs[0].stderr for i in range(1, n + 1))
+    assert "KeyboardInterrupt" not in runs[0].stderr  # the kernel's shutdown notice is not the run's output
     assert (out / "REPORT.md").exists() and "## Wall time per notebook" in (out / "REPORT.md").read_text()
 
 
@@ -85,14 +86,17 @@ def test_failing_stage_named_and_earlier_outputs_kept(tmp_path):
     _nb(nbs / "02_bad.ipynb", "x = 1\nraise ValueError('segment 7 has no bars')")
     _nb(nbs / "03_after.ipynb", "y = 2")
     src_before = (nbs / "02_bad.ipynb").read_bytes()
-    r = _run("--nbs", str(nbs), "--out", str(out), "--data", str(nbs / "01_ok.ipynb"))
+    bars = tmp_path / "bars.csv"  # the stages here do not read it: any file of a bars type will do
+    bars.write_text("timestamp,open,high,low,close,volume\n")
+    r = _run("--nbs", str(nbs), "--out", str(out), "--data", str(bars))
     assert r.returncode == 1
     assert "02_bad" in r.stderr and "cell 1" in r.stderr and "ValueError: segment 7 has no bars" in r.stderr
+    assert "line 2: raise ValueError('segment 7 has no bars')" in r.stderr  # the line that failed, not the cell's first
     assert (out / "ok.txt").read_text() == "0"
     assert (out / "stages" / "01_ok.json").exists() and not (out / "stages" / "02_bad.json").exists()
     assert (out / "executed" / "02_bad.failed.ipynb").exists() and not (out / "executed" / "03_after.ipynb").exists()
     assert (nbs / "02_bad.ipynb").read_bytes() == src_before
     _nb(nbs / "02_bad.ipynb", "x = 1")
-    r = _run("--nbs", str(nbs), "--out", str(out), "--data", str(nbs / "01_ok.ipynb"))
+    r = _run("--nbs", str(nbs), "--out", str(out), "--data", str(bars))
     assert r.returncode == 0, r.stderr[-3000:]
     assert "01_ok ... up to date, skipped" in r.stderr and "02_bad ... running" in r.stderr and "03_after ... running" in r.stderr
