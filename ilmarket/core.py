@@ -21,20 +21,20 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Literal, get_args
 
 import numpy as np
 import pandas as pd
 import torch
 
 # %% auto #0
-__all__ = ['PROFILES', 'CONSOLE_HANDLER', 'FLOAT_FORMAT', 'HASH_SUFFIX', 'DAMAGED_SUFFIX', 'MAX_MODIFIED', 'DataConfig',
-           'FeatureConfig', 'SegmentConfig', 'LabelConfig', 'ILConfig', 'SynthesisConfig', 'SimConfig', 'DDPGConfig',
-           'EvalConfig', 'Config', 'get_config', 'parse_setting', 'seed_everything', 'get_logger', 'configure_logging',
-           'label_source', 'project_root', 'out_dir', 'artifact_path', 'atomic_path', 'atomic_write', 'sha256_file',
-           'to_markdown', 'save_table', 'save_fig', 'hash_path', 'recorded_sha256', 'save_torch', 'DamagedFile',
-           'load_torch', 'artifact_files', 'verify_artifacts', 'set_aside', 'load_matching', 'git_commit', 'git_state',
-           'git_dirty', 'package_versions', 'update_manifest']
+__all__ = ['Impact', 'IMPACTS', 'PROFILES', 'CONSOLE_HANDLER', 'FLOAT_FORMAT', 'HASH_SUFFIX', 'DAMAGED_SUFFIX', 'MAX_MODIFIED',
+           'DataConfig', 'FeatureConfig', 'SegmentConfig', 'LabelConfig', 'ILConfig', 'SynthesisConfig', 'check_impact',
+           'SimConfig', 'DDPGConfig', 'EvalConfig', 'Config', 'get_config', 'parse_setting', 'seed_everything',
+           'get_logger', 'configure_logging', 'label_source', 'project_root', 'out_dir', 'artifact_path', 'atomic_path',
+           'atomic_write', 'sha256_file', 'to_markdown', 'save_table', 'save_fig', 'hash_path', 'recorded_sha256',
+           'save_torch', 'DamagedFile', 'load_torch', 'artifact_files', 'verify_artifacts', 'set_aside',
+           'load_matching', 'git_commit', 'git_state', 'git_dirty', 'package_versions', 'update_manifest']
 
 # %% ../nbs/00_core.ipynb #09c2c421
 @dataclass(frozen=True)
@@ -94,10 +94,20 @@ class SynthesisConfig:
     rollout_steps: int = 0  # improvement: >0 adds a rollout loss with recomputed features
     block_len: int = 30  # block bootstrap length of the residual noise, in bars
 
+Impact = Literal["synthesis", "sqrt", "static"]  # how the simulated price responds to orders
+IMPACTS: tuple[str, ...] = get_args(Impact)
+
+def check_impact(impact: str,  # "synthesis" (the paper), "sqrt" (square-root law on top) or "static" (replay)
+                 what: str = "impact",  # name for the message
+                ) -> Impact:
+    "`impact` itself when it is one of `IMPACTS`, else a ValueError that lists them."
+    if impact not in IMPACTS: raise ValueError(f"{what} must be one of {list(IMPACTS)}, got {impact!r}")
+    return impact
+
 @dataclass(frozen=True)
 class SimConfig:
     "Interactive simulator (SPEC §7)."
-    impact: str | None = "synthesis"  # "synthesis" (paper), "sqrt" (improvement) or None (static replay)
+    impact: Impact = "synthesis"  # "synthesis" (paper), "sqrt" (improvement) or "static" (historical replay)
     fee: float = 0.005  # on filled notional
     agent_capital: float = 1e6  # the trading agent's initial cash
     il_share_frac: float = 0.5  # share of each IL agent's starting capital held in shares (all-cash agents could not sell)
@@ -133,7 +143,7 @@ class EvalConfig:
     initial_cash: float = 1e6
     fee: float = 0.005
     n_seeds: int = 3
-    eval_impact: str = "sqrt"  # impact model of the impact-aware evaluation
+    eval_impact: Impact = "sqrt"  # impact model of the impact-aware evaluation
 
 # %% ../nbs/00_core.ipynb #e7759a9d
 @dataclass(frozen=True)
@@ -211,6 +221,8 @@ def get_config(profile: str = "quick",  # "quick" or "full"
     for sec, values in per_section.items():
         if sec not in sections: raise KeyError(f"unknown config section {sec!r}; known: {sorted(sections)}")
         cfg = replace(cfg, **{sec: _merge(getattr(cfg, sec), values, sec)})
+    check_impact(cfg.sim.impact, "sim.impact")
+    check_impact(cfg.eval.eval_impact, "eval.eval_impact")
     return cfg
 
 # %% ../nbs/00_core.ipynb #7be5061d
