@@ -20,7 +20,7 @@ from .data import bar_minutes, bars_fingerprint, default_bars
 from .features import FEATURES, MinMaxScaler, compute_features
 from .labels import label_segments
 from .portfolio import compute_metrics, simulate_fractions
-from .segments import make_segments, role_segments, segment_bars
+from .segments import extrema_fingerprint, make_segments, resolve_extrema, role_segments, segment_bars
 
 # %% auto #0
 __all__ = ['PAPER_TABLE3', 'PAPER_TABLE4', 'ILAgent', 'split_tail', 'label_agreement', 'fit_il_agent', 'ILEnsemble',
@@ -274,8 +274,10 @@ def fit_il_ensemble(data: ILData,  # from `make_il_data`
     return ILEnsemble.from_agents(agents).eval(), base.eval(), hists + [hb]
 
 def il_digest(cfg: Config, bars: pd.DataFrame) -> str:
-    "Identity of a trained ensemble: the config sections it depends on, the seed and the data."
-    return f"{cfg.digest('features', 'segments', 'labels', 'il')}-s{cfg.seed}-{bars_fingerprint(bars)}"
+    "Identity of a trained ensemble: its config sections, seed and data, and the extrema its segments use."
+    ext, _ = resolve_extrema(bars, cfg.segments, cfg.data.min_segment_coverage)  # an edited segments.csv retrains
+    return (f"{cfg.digest('features', 'segments', 'labels', 'il')}-c{cfg.data.min_segment_coverage:g}"
+            f"-x{extrema_fingerprint(ext)}-s{cfg.seed}-{bars_fingerprint(bars)}")
 
 def load_or_fit_il(cfg: Config,  # run config
                    bars: pd.DataFrame | None = None,  # None → `default_bars(cfg)`

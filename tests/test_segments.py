@@ -1,4 +1,4 @@
-"""Segments (ilmarket.segments): extremum bars, half-open bar ranges and the extrema a run uses."""
+"""Segments (ilmarket.segments): extremum bars, half-open bar ranges, the extrema a run uses, and the IL cache key."""
 import re
 from pathlib import Path
 
@@ -7,6 +7,8 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from ilmarket import segments
+from ilmarket.agents import il_digest
 from ilmarket.core import SegmentConfig, get_config
 from ilmarket.data import load_bars, session_table, synthetic_bars
 from ilmarket.segments import (covered_mask, extrema_fingerprint, find_extrema, load_extrema, make_segments,
@@ -121,3 +123,18 @@ def test_bad_sources_say_what_is_wrong(source, msg):
     bars = synthetic_bars("2024-01-02", "2024-03-28", freq="30min")
     with pytest.raises((ValueError, FileNotFoundError), match=re.escape(msg)):
         resolve_extrema(bars, SegmentConfig(source=source))
+
+
+def test_il_digest_changes_when_one_extremum_moves(tmp_path, monkeypatch):
+    bars = synthetic_bars("2023-06-01", "2024-07-31", freq="30min")  # covers Table 6's last six segments
+    table = tmp_path / "segments.csv"
+    t6 = load_extrema()
+    write = lambda ext: ext.assign(date=ext["date"].dt.strftime("%Y-%m-%d")).to_csv(table, index=False)
+    moved = t6.assign(date=t6["date"].where(t6.index != 35, pd.Timestamp("2024-04-22")))  # 2024-04-19 → 04-22
+    monkeypatch.setattr(segments, "_segments_csv", lambda: table)  # stands in for an edited data/segments.csv
+    for cfg in (get_config("quick"), get_config("quick", settings={"segments.source": str(table)})):
+        write(t6)
+        before = il_digest(cfg, bars)
+        assert il_digest(cfg, bars) == before
+        write(moved)
+        assert il_digest(cfg, bars) != before, cfg.segments.source
