@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .core import Config, SegmentConfig, get_logger, project_root
+from .core import Config, SegmentConfig, get_logger, project_root, sha256_file
 from .data import bar_minutes, session_table
 
 # %% auto #0
@@ -306,8 +306,8 @@ def resolve_extrema(bars: pd.DataFrame,  # the run's bars
         raise FileNotFoundError(f"segments.source {src!r} is not 'auto', 'table6', 'zigzag' or 'zigzag:PCT', and no "
                                 f"extrema file of that name exists (looked in {Path.cwd()} and {project_root()})")
     ext = load_extrema(path)
-    ext.attrs["source"] = str(path)
-    return ext, f"extrema of {path} (segments.source)"
+    ext.attrs["source"] = f"file:{path.name}"  # the name only: reports carry no machine paths
+    return ext, f"extrema of the file {path.name} (segments.source, sha256 {sha256_file(path)[:12]})"
 
 # %% ../nbs/03_segmentation.ipynb #f78db9ac
 def _role_counts(k: int, n_il: int, n_holdout: int, n_backtest: int, log: logging.Logger) -> tuple[int, int, int]:
