@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -17,18 +17,20 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 from torch import nn
 
-from .agents import load_or_fit_il
-from .core import Config, get_config, configure_logging, seed_everything
-from .data import default_bars
+from .core import Config, Impact, check_impact
 from .features import FeatureStream
 from .portfolio import apply_fractions
 from .segments import make_segments, role_segments
-from .synthesis import load_or_fit_synthesis
+
+if TYPE_CHECKING:  # the trained stages are inputs here, never trained or loaded
+    from ilmarket.agents import ILArtifacts
+    from ilmarket.synthesis import SynthArtifacts
 
 # %% auto #0
-__all__ = ['match_orders', 'bootstrap_noise', 'sqrt_impact', 'MarketData', 'make_market_data', 'check_actions',
-           'FeatureStreamLike', 'stacked_mlp', 'MarketSim', 'MarketEnv', 'MarketVecEnv', 'make_sim', 'make_env',
-           'make_vec_env', 'play']
+__all__ = ['SIM_STATE', 'match_orders', 'bootstrap_noise', 'sqrt_impact', 'MarketData', 'make_market_data', 'check_actions',
+           'execute_orders', 'Episode', 'episode_window', 'Orders', 'PriceFormer', 'SynthesisPrice', 'Replay',
+           'SqrtImpact', 'make_price_former', 'FeatureStreamLike', 'stacked_mlp', 'warm_up', 'initial_holdings',
+           'check_anchors', 'MarketSim', 'sim_state', 'load_sim_state', 'MarketEnv', 'MarketVecEnv', 'make_sim', 'play']
 
 # %% ../nbs/07_simulator.ipynb #bf160690
 def match_orders(cash: torch.Tensor,  # (N, P) cash of the P participants in N markets
@@ -151,7 +153,181 @@ def check_actions(act: Any,  # array-like of actions in [-1, 1]
         raise ValueError(f"actions must be finite: entry {i} is {t[i].item()}")
     return t.clamp(-1.0, 1.0)
 
-# %% ../nbs/07_simulator.ipynb #989b0fad
+# %% ../nbs/07_simulator.ipynb #4559aec3
+def execute_orders(cash: torch.Tensor,  # (N, P) cash of the participants; the trading agent is the last column
+                   shares: torch.Tensor,  # (N, P) shares held
+                   act: torch.Tensor,  # (N,) the agent's action in [-1, 1]
+                   il_act: torch.Tensor | None,  # (N, P-1) the IL agents' actions; None: the agent trades alone
+                   px: torch.Tensor,  # (N,) current price p_t, the execution price of every order of the bar
+                   fee: float = 0.005,  # on filled notional
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    "Fill one bar's orders at p_t: (cash, shares) after it, the agent's signed filled shares and traded notional."
+    if il_act is None:
+        cash_a, shares_a, traded = apply_fractions(cash[:, -1], shares[:, -1], act, px, fee)
+        filled = shares_a - shares[:, -1]
+        cash, shares = cash.clone(), shares.clone()
+        cash[:, -1], shares[:, -1] = cash_a, shares_a
+        return cash, shares, filled, traded
+    cash, shares, fills, _ = match_orders(cash, shares, torch.cat([il_act, act.unsqueeze(1)], 1), px, fee)
+    return cash, shares, fills[:, -1], fills[:, -1].abs() * px
+
+# %% ../nbs/07_simulator.ipynb #fccfb725
+@dataclass
+class Episode:
+    "What a price former is reset with: the real bars under N episodes of H steps, impact inputs, noise."
+    open: torch.Tensor  # (N, H) the real bar that step k replaces
+    high: torch.Tensor  # (N, H)
+    low: torch.Tensor  # (N, H)
+    close: torch.Tensor  # (N, H)
+    volume: torch.Tensor  # (N, H) its historical volume
+    new_session: torch.Tensor  # (N, H) bool, the bar opens a session
+    sigma: torch.Tensor  # (N, H) σ of the impact law for the order of step k
+    vbar: torch.Tensor  # (N, H) V of the impact law for the order of step k
+    noise: torch.Tensor  # (N, H) residual noise of step k
+
+def episode_window(data: MarketData,  # the real bars
+                   t0: torch.Tensor,  # (N,) first bar each episode replaces
+                   noise: torch.Tensor,  # (N, H) the episodes' residual noise
+                  ) -> Episode:
+    "The simulator's episodes: the real bars t0 … t0+H-1 they replace, σ and V of the anchor for every step."
+    path = t0.unsqueeze(1) + torch.arange(data.horizon)
+    anchor = lambda x: x[t0].unsqueeze(1).expand(-1, data.horizon)
+    return Episode(open=data.open[path], high=data.high[path], low=data.low[path], close=data.close[path],
+                   volume=data.volume[path], new_session=data.new_session[path], sigma=anchor(data.sigma),
+                   vbar=anchor(data.vbar), noise=noise)
+
+# %% ../nbs/07_simulator.ipynb #96b76a33
+@dataclass
+class Orders:
+    "One bar of N markets as a price former sees it, after its orders were filled at p_t."
+    k: int  # step within the episode: the bar being formed
+    px: torch.Tensor  # (N,) p_t, the price the bar's orders were filled at
+    act: torch.Tensor  # (N,) the agent's action
+    filled: torch.Tensor  # (N,) the agent's signed filled shares
+    il_act: torch.Tensor | None = None  # (N, M) the IL agents' actions; None without the pool
+    rho: torch.Tensor | None = None  # (N,) the agent's weight C0 / C_IL among them
+
+class PriceFormer(Protocol):
+    "How the next bar of N markets is formed from the current price and the bar's filled orders."
+    name: str  # names the dynamics (the simulator's fingerprint)
+    matched: bool  # True: the IL agents trade and the pool matches the agent; False: the agent trades alone
+    endogenous: bool  # True: `ref` is the current simulated price; False: a real price
+    residuals: torch.Tensor  # (R,) what the episodes' noise is drawn from
+
+    def reset(self, ep: Episode) -> None: ...
+    def move(self, o: Orders) -> tuple[torch.Tensor, torch.Tensor]:
+        "(ref, ret), each (N,): the next close is ref · exp(ret)."
+    def bar(self, o: Orders, close: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        "The new bar's open, high, low and volume, each (N,)."
+    def get_state(self) -> dict[str, torch.Tensor]: ...
+    def set_state(self, state: dict[str, torch.Tensor]) -> None: ...
+
+# %% ../nbs/07_simulator.ipynb #d8cca2fb
+class SynthesisPrice:
+    "The paper's price formation: the synthesis net on the pooled actions plus the episode's residual noise."
+    name, matched, endogenous = "synthesis", True, True
+
+    def __init__(self,
+                 net: nn.Module,  # synthesis net, (N, M) float32 → (ret (N,), weights (N, K))
+                 residuals: np.ndarray | torch.Tensor,  # (R,) its fit residuals, the noise pool
+                 target: str = "logret",  # what the net predicts: "logret" or "pricediff"
+                ):
+        if target not in ("logret", "pricediff"): raise ValueError(f"unknown synthesis target {target!r}")
+        res = np.asarray(residuals, dtype=np.float64).reshape(-1)
+        self.net, self.target = net.eval(), target
+        self.residuals = torch.tensor(res[np.isfinite(res)] if len(res) else res)
+
+    def reset(self, ep: Episode) -> None: self.ep = ep
+
+    def move(self, o: Orders) -> tuple[torch.Tensor, torch.Tensor]:
+        "(p_t, g(ã) + ε_k)."
+        pooled = (o.il_act + (o.rho / o.il_act.shape[1] * o.act).unsqueeze(1)).to(torch.float32)
+        with torch.no_grad(): out = self.net(pooled)[0].to(torch.float64).reshape(-1)
+        if self.target == "logret": return o.px, out + self.ep.noise[:, o.k]
+        return o.px, torch.log((o.px + out + self.ep.noise[:, o.k]).clamp(min=o.px * 1e-3) / o.px)
+
+    def bar(self, o: Orders, close: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        "Open p_t, high/low from open and close, historical volume plus the agent's fill."
+        return o.px, torch.maximum(o.px, close), torch.minimum(o.px, close), self.ep.volume[:, o.k] + o.filled.abs()
+
+    def get_state(self) -> dict[str, torch.Tensor]: return {}
+    def set_state(self, state: dict[str, torch.Tensor]) -> None: pass
+
+# %% ../nbs/07_simulator.ipynb #ea1b6777
+class Replay:
+    "Historical replay: step k's bar is the real bar; the agent trades alone, always filled, and moves nothing."
+    name, matched, endogenous = "static", False, False
+
+    def __init__(self): self.residuals = torch.zeros(1, dtype=torch.float64)
+
+    def reset(self, ep: Episode) -> None: self.ep = ep
+
+    def move(self, o: Orders) -> tuple[torch.Tensor, torch.Tensor]:
+        "(the real close, 0)."
+        return self.ep.close[:, o.k], torch.zeros_like(o.px)
+
+    def bar(self, o: Orders, close: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        "The real open, high and low scaled like the close (by 1 in a pure replay), the historical volume."
+        s = close / self.ep.close[:, o.k]
+        return self.ep.open[:, o.k] * s, self.ep.high[:, o.k] * s, self.ep.low[:, o.k] * s, self.ep.volume[:, o.k]
+
+    def get_state(self) -> dict[str, torch.Tensor]: return {}
+    def set_state(self, state: dict[str, torch.Tensor]) -> None: pass
+
+# %% ../nbs/07_simulator.ipynb #3911c759
+class SqrtImpact:
+    "The square-root law of the agent's filled shares on top of a base former, with an exponential propagator."
+    def __init__(self,
+                 base: PriceFormer,  # the former whose close the impact moves
+                 y: float | torch.Tensor = 0.7,  # the law's Y; (N,) for one per market
+                 halflife: float | None = None,  # bars; None keeps the impact permanent
+                ):
+        if halflife is not None and not halflife > 0:
+            raise ValueError(f"halflife must be positive or None, got {halflife!r}")
+        self.base, self.y = base, y
+        self.decay = 1.0 if halflife is None else 0.5 ** (1.0 / float(halflife))
+        self.name = "sqrt" if base.name == "synthesis" else f"sqrt({base.name})"
+        self.matched, self.endogenous, self.residuals = base.matched, base.endogenous, base.residuals
+
+    def reset(self, ep: Episode) -> None:
+        self.base.reset(ep)
+        self.ep, self.level = ep, torch.zeros(ep.close.shape[0], dtype=torch.float64)
+
+    def move(self, o: Orders) -> tuple[torch.Tensor, torch.Tensor]:
+        "The base's (ref, ret) with ret raised by the impact the price does not carry yet."
+        ref, ret = self.base.move(o)
+        level = self.decay * self.level + sqrt_impact(o.filled, self.ep.sigma[:, o.k], self.ep.vbar[:, o.k], self.y)
+        carried = self.level if self.base.endogenous else torch.zeros_like(level)
+        self.level = level
+        return ref, ret + level - carried
+
+    def bar(self, o: Orders, close: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.base.bar(o, close)
+
+    def get_state(self) -> dict[str, torch.Tensor]: return {**self.base.get_state(), "impact_level": self.level.clone()}
+
+    def set_state(self, state: dict[str, torch.Tensor]) -> None:
+        self.base.set_state(state)
+        self.level = state["impact_level"].clone()
+
+# %% ../nbs/07_simulator.ipynb #bf6a722b
+def make_price_former(impact: Impact,  # "synthesis", "sqrt" or "static"
+                      cfg: Config,  # run config: `sim.sqrt_y`, `sim.sqrt_halflife`, `sim.noise`, `synthesis.target`
+                      synth: nn.Module | None = None,  # the synthesis net; not needed by "static"
+                      residuals: np.ndarray | torch.Tensor | None = None,  # (R,) its fit residuals, the noise pool
+                     ) -> PriceFormer:
+    "The price former of a mode: the paper's, the square-root law on top of it, or the historical replay."
+    check_impact(impact)
+    if impact == "static": return Replay()
+    if synth is None:
+        raise ValueError(f"impact={impact!r} needs the synthesis net; impact='static' is the static replay")
+    if residuals is None:
+        if cfg.sim.noise: raise ValueError("noise=True needs the synthesis residuals")
+        residuals = np.zeros(1)
+    paper = SynthesisPrice(synth, residuals, cfg.synthesis.target)
+    return paper if impact == "synthesis" else SqrtImpact(paper, cfg.sim.sqrt_y, cfg.sim.sqrt_halflife)
+
+# %% ../nbs/07_simulator.ipynb #39c8a318
 class FeatureStreamLike(Protocol):
     "What the simulator needs from a streaming feature state."
     def update(self, open: torch.Tensor, high: torch.Tensor, low: torch.Tensor, close: torch.Tensor,
@@ -159,7 +335,7 @@ class FeatureStreamLike(Protocol):
 
 def stacked_mlp(ensemble: nn.Module,  # an ensemble with stacked `weights` (M, in, out) and `biases` (M, 1, out)
                ) -> Callable[[torch.Tensor], torch.Tensor] | None:
-    "The ensemble's forward from its stacked weights (ReLU hidden layers, tanh output) without module overhead, or None."
+    "The ensemble's forward from its stacked weights (ReLU hidden layers, tanh output), no module overhead; or None."
     ws, bs = getattr(ensemble, "weights", None), getattr(ensemble, "biases", None)
     if ws is None or bs is None or len(ws) < 2 or len(ws) != len(bs): return None
     w = [p.detach() for p in ws]
@@ -178,47 +354,85 @@ def stacked_mlp(ensemble: nn.Module,  # an ensemble with stacked `weights` (M, i
         except RuntimeError: return None
     return forward if same else None
 
-_IMPACTS = ("synthesis", "sqrt", None)
+# %% ../nbs/07_simulator.ipynb #17d6eaa0
+def warm_up(stream: FeatureStreamLike,  # a fresh stream of N series
+            data: MarketData,  # the real bars
+            t0: torch.Tensor,  # (N,) anchors: first bar each episode replaces
+            warmup: int,  # real bars fed before the anchor, ≥ 1
+           ) -> torch.Tensor:
+    "Feed each stream the `warmup` real bars before its anchor; the features of the last, (N, F) float64."
+    if warmup < 1: raise ValueError(f"warmup must be at least 1 bar, got {warmup}")
+    wpath = t0.unsqueeze(1) + torch.arange(-warmup, 0)  # (N, W)
+    sess = data.new_session[wpath].clone()
+    sess[:, 0] = True
+    for j in range(warmup):  # a loop over the warm-up bars, all markets at once
+        i = wpath[:, j]
+        feats = stream.update(data.open[i], data.high[i], data.low[i], data.close[i], data.volume[i], sess[:, j])
+    return feats.to(torch.float64)
 
+# %% ../nbs/07_simulator.ipynb #2a525c01
+def initial_holdings(px: torch.Tensor,  # (N,) the anchor price
+                     c0: torch.Tensor,  # (N,) the trading agent's capital
+                     n_agents: int,  # M IL agents (0 without the pool)
+                     il_capital: float = 1e6,  # each IL agent's capital
+                     il_share_frac: float = 0.5,  # its share held in shares
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    "(cash, shares), each (N, M+1): the IL agents split between cash and shares, the agent (last) all cash."
+    n, m = len(px), n_agents
+    cash, shares = torch.zeros(n, m + 1, dtype=torch.float64), torch.zeros(n, m + 1, dtype=torch.float64)
+    cash[:, :m] = il_capital * (1.0 - il_share_frac)
+    shares[:, :m] = (il_capital * il_share_frac / px).unsqueeze(1)
+    cash[:, m] = c0
+    return cash, shares
+
+# %% ../nbs/07_simulator.ipynb #7b983aab
+def check_anchors(anchors: torch.Tensor | Sequence[int],  # (N,) or one position of the first synthetic bar
+                  n: int,  # number of markets
+                  data: MarketData,  # the real bars (warm-up and horizon)
+                 ) -> torch.Tensor:
+    "(n,) int64 anchors, each with room for the warm-up before it and the horizon from it, else ValueError."
+    anchors = torch.as_tensor(anchors, dtype=torch.int64).expand(n).clone()
+    bad = (anchors < data.warmup) | (anchors > len(data.close) - data.horizon)
+    if bool(bad.any()):
+        raise ValueError(f"anchor {int(anchors[bad][0])} leaves no room for warmup {data.warmup} + "
+                         f"horizon {data.horizon} in {len(data.close)} bars")
+    return anchors
+
+# %% ../nbs/07_simulator.ipynb #04cf02b0
 class MarketSim:
-    "N interactive markets stepping together: IL pool, matching engine, price formation, features, the agent's account."
+    """N interactive markets stepping together: execution at p_t, a price former, features, the agent's account.
+
+    Action: (N,) fractions of assets in [-1, 1]. Observation: (N, F+2) float32, the scaled features and
+    [b/C0, k·p/C0] (eq. 3). Reward: eq. 4 over `cfg.ddpg.reward_window` bars, divided by C0. Episode end:
+    a time limit of `horizon` bars for all N markets at once; `step` then resets them (auto-reset)."""
     def __init__(self,
                  cfg: Config,  # run config: `sim`, `il.capital`, `ddpg.reward_window`, `synthesis.block_len/target`
                  data: MarketData,  # real bars and episode starts
                  scaler: Any,  # min-max scaler with `transform` on torch tensors
                  stream_factory: Callable[[int], FeatureStreamLike],  # n -> streaming feature state of n series
                  ensemble: nn.Module | None = None,  # IL ensemble, (N, F) float32 → (N, M) in [-1, 1]
-                 synth: nn.Module | None = None,  # synthesis net, (N, M) → (ret (N,), weights (N, K))
-                 residuals: np.ndarray | torch.Tensor | None = None,  # (R,) fit residuals for the noise
+                 synth: nn.Module | None = None,  # synthesis net of a named mode, (N, M) → (ret (N,), weights)
+                 residuals: np.ndarray | torch.Tensor | None = None,  # (R,) its fit residuals, the noise pool
                  n_envs: int | None = None,  # N; None → cfg.sim.n_envs
-                 impact: str | None | bool = True,  # "synthesis", "sqrt", None; True → cfg.sim.impact
+                 impact: Impact | PriceFormer | None = None,  # a mode name or a price former; None → cfg.sim.impact
                 ):
-        self.cfg, self.data, self.scaler, self.stream_factory = cfg, data, scaler, stream_factory
-        self.impact = cfg.sim.impact if impact is True else impact
-        if self.impact not in _IMPACTS: raise ValueError(f"impact must be one of {_IMPACTS}, got {self.impact!r}")
-        if self.impact is not None and (ensemble is None or synth is None):
-            raise ValueError(f"impact={self.impact!r} needs the IL ensemble and the synthesis net; impact=None is the static replay")
-        if cfg.synthesis.target not in ("logret", "pricediff"): raise ValueError(f"unknown synthesis target {cfg.synthesis.target!r}")
-        self.ensemble = None if ensemble is None or self.impact is None else ensemble.eval()  # the replay has no IL pool
+        if isinstance(impact, str) or impact is None:
+            impact = make_price_former(cfg.sim.impact if impact is None else impact, cfg, synth, residuals)
+        elif synth is not None or residuals is not None:
+            raise ValueError("a price former brings its own net and residuals: pass synth=None, residuals=None")
+        if impact.matched and ensemble is None:
+            raise ValueError(f"price former {impact.name!r} trades against the IL pool: it needs the IL ensemble")
+        self.cfg, self.data, self.scaler, self.stream_factory, self.former = cfg, data, scaler, stream_factory, impact
+        self.impact = impact.name
+        self.ensemble = ensemble.eval() if impact.matched else None  # a replay has no IL pool
         self.il_forward = None if self.ensemble is None else (stacked_mlp(self.ensemble) or self.ensemble)
-        self.synth = None if synth is None else synth.eval()
         self.n_envs = int(cfg.sim.n_envs if n_envs is None else n_envs)
         if self.n_envs < 1: raise ValueError(f"n_envs must be ≥ 1, got {self.n_envs}")
-        self.horizon, self.warmup = data.horizon, data.warmup
+        self.horizon, self.warmup, self.window = data.horizon, data.warmup, int(cfg.ddpg.reward_window)
         self.fee, self.il_capital = float(cfg.sim.fee), float(cfg.il.capital)
         self.il_share_frac = float(cfg.sim.il_share_frac)
-        self.window = int(cfg.ddpg.reward_window)
-        self.decay = 1.0 if cfg.sim.sqrt_halflife is None else 0.5 ** (1.0 / float(cfg.sim.sqrt_halflife))
-        if residuals is None:
-            if self.impact is not None and cfg.sim.noise: raise ValueError("noise=True needs the synthesis residuals")
-            residuals = np.zeros(1)
-        res = np.asarray(residuals, dtype=np.float64).reshape(-1)
-        self.residuals = torch.tensor(res[np.isfinite(res)] if len(res) else res)  # NaN rows (session ends) dropped
-        self.n_agents = 0  # M, known after the first call of the ensemble
         self.gen = torch.Generator().manual_seed(int(cfg.seed))
-        self.stream: FeatureStreamLike | None = None
-        self.n_features: int | None = None
-        self.episode = 0
+        self.n_agents, self.n_features, self.stream, self.episode = 0, None, None, 0  # M: after the first IL call
 
     @property
     def n_obs(self) -> int:
@@ -226,54 +440,32 @@ class MarketSim:
         if self.n_features is None: raise RuntimeError("call reset() first")
         return self.n_features + 2
 
-    # ---- episode start
     def reset(self,
               seed: int | None = None,  # reseeds the generator of anchors and noise; None continues it
               agent_capital: float | torch.Tensor | None = None,  # (N,) or scalar C0; None → cfg.sim.agent_capital
-              anchors: torch.Tensor | None = None,  # (N,) positions of the first synthetic bar; None → random valid starts
+              anchors: torch.Tensor | None = None,  # (N,) first synthetic bars; None → random valid starts
              ) -> torch.Tensor:
         "Start N new episodes: anchors, noise, warm-up on real bars; the first observation (N, F+2) float32."
         if seed is not None: self.gen.manual_seed(int(seed))
         cap = self.cfg.sim.agent_capital if agent_capital is None else agent_capital
         self.c0 = torch.as_tensor(cap, dtype=torch.float64).expand(self.n_envs).clone()
         if not bool((self.c0 > 0).all()): raise ValueError("agent_capital must be positive")
-        if anchors is not None:
-            anchors = torch.as_tensor(anchors, dtype=torch.int64).expand(self.n_envs).clone()
-            bad = (anchors < self.warmup) | (anchors > len(self.data.close) - self.horizon)
-            if bool(bad.any()): raise ValueError(f"anchor {int(anchors[bad][0])} leaves no room for warmup {self.warmup} + horizon {self.horizon} in {len(self.data.close)} bars")
-        return self._new_episodes(anchors)
+        return self._new_episodes(None if anchors is None else check_anchors(anchors, self.n_envs, self.data))
 
     def _new_episodes(self, anchors: torch.Tensor | None = None) -> torch.Tensor:
-        n, h, w, d = self.n_envs, self.horizon, self.warmup, self.data
+        n, d = self.n_envs, self.data
         pick = torch.randint(0, len(d.starts), (n,), generator=self.gen)  # drawn even with fixed anchors: same stream
-        self.t0 = d.starts[pick] if anchors is None else anchors  # (N,) first synthetic bar
-        noise = bootstrap_noise(self.residuals, n, h, self.cfg.synthesis.block_len, self.gen)
-        self.noise = noise if self.cfg.sim.noise else torch.zeros_like(noise)
-        path = self.t0.unsqueeze(1) + torch.arange(h)  # (N, H) real bars replaced by the episode
-        self.hist_volume, self.hist_session = d.volume[path], d.new_session[path]
-        if self.impact is None:
-            self.replay = torch.stack([d.open[path], d.high[path], d.low[path], d.close[path]])  # (4, N, H)
-        self.sigma0, self.vbar0 = d.sigma[self.t0], d.vbar[self.t0]
-        # warm-up: the stream sees the real bars before the anchor; the first is a fresh start
+        self.t0 = d.starts[pick] if anchors is None else anchors
+        noise = bootstrap_noise(self.former.residuals, n, self.horizon, self.cfg.synthesis.block_len, self.gen)
+        self.ep = episode_window(d, self.t0, noise if self.cfg.sim.noise else torch.zeros_like(noise))
+        self.former.reset(self.ep)
         self.stream = self.stream_factory(n)
-        wpath = self.t0.unsqueeze(1) + torch.arange(-w, 0)  # (N, W)
-        sess = d.new_session[wpath].clone()
-        sess[:, 0] = True
-        for j in range(w):
-            i = wpath[:, j]
-            feats = self.stream.update(d.open[i], d.high[i], d.low[i], d.close[i], d.volume[i], sess[:, j])
-        self.feats = feats.to(torch.float64)
+        self.feats = warm_up(self.stream, d, self.t0, self.warmup)
         self.n_features = int(self.feats.shape[1])
         self.px = d.close[self.t0 - 1].clone()
         self._act_il()
-        m = self.n_agents
-        self.cash = torch.zeros(n, m + 1, dtype=torch.float64)
-        self.shares = torch.zeros(n, m + 1, dtype=torch.float64)
-        self.cash[:, :m] = self.il_capital * (1.0 - self.il_share_frac)
-        self.shares[:, :m] = (self.il_capital * self.il_share_frac / self.px).unsqueeze(1)
-        self.cash[:, m] = self.c0
-        self.impact_level = torch.zeros(n, dtype=torch.float64)
-        self.values = self.c0.expand(max(self.window, 1), n).clone()  # ring buffer of V_{t-W..t-1}, V_0 before the start
+        self.cash, self.shares = initial_holdings(self.px, self.c0, self.n_agents, self.il_capital, self.il_share_frac)
+        self.values = self.c0.expand(max(self.window, 1), n).clone()  # ring of V_{t-W..t-1}, V_0 before the start
         self.k = 0
         self.episode += 1
         return self._observe()
@@ -291,40 +483,20 @@ class MarketSim:
         acct = torch.stack([self.cash[:, m] / self.c0, self.shares[:, m] * self.px / self.c0], 1).to(torch.float32)
         return torch.cat([self.scaled, acct], 1)
 
-    # ---- one bar
     def step(self, act: torch.Tensor,  # (N,) agent actions in [-1, 1]
             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         "Advance all N markets one bar: (obs (N, F+2) float32, reward (N,) float32, done (N,) bool, info)."
         if self.stream is None: raise RuntimeError("call reset() before step()")
         act = check_actions(act, self.n_envs)
         m, k, px = self.n_agents, self.k, self.px
-        if self.impact is None:
-            cash_a, shares_a, traded = apply_fractions(self.cash[:, m], self.shares[:, m], act, px, self.fee)
-            filled = shares_a - self.shares[:, m]
-            self.cash[:, m], self.shares[:, m] = cash_a, shares_a
-            o, hi, lo, c = self.replay[:, :, k]
-            vol = self.hist_volume[:, k]
-        else:
-            self.cash, self.shares, fills, _ = match_orders(self.cash, self.shares, torch.cat([self.il_act, act.unsqueeze(1)], 1), px, self.fee)
-            filled = fills[:, m]
-            traded = filled.abs() * px
-            rho = self.c0 / self.il_capital
-            pooled = (self.il_act + (rho / m * act).unsqueeze(1)).to(torch.float32)
-            with torch.no_grad(): out = self.synth(pooled)[0].to(torch.float64).reshape(-1)
-            if self.cfg.synthesis.target == "logret":
-                r = out + self.noise[:, k]
-            else:
-                r = torch.log((px + out + self.noise[:, k]).clamp(min=px * 1e-3) / px)
-            if self.impact == "sqrt":
-                level = self.decay * self.impact_level + sqrt_impact(filled, self.sigma0, self.vbar0, self.cfg.sim.sqrt_y)
-                r = r + level - self.impact_level
-                self.impact_level = level
-            o, c = px, px * torch.exp(r)
-            hi, lo = torch.maximum(o, c), torch.minimum(o, c)
-            vol = self.hist_volume[:, k] + filled.abs()
-        self.feats = self.stream.update(o, hi, lo, c, vol, self.hist_session[:, k]).to(torch.float64)
-        self.px = c.clone()
-        self.k = k + 1
+        il_act = self.il_act if self.former.matched else None
+        self.cash, self.shares, filled, traded = execute_orders(self.cash, self.shares, act, il_act, px, self.fee)
+        orders = Orders(k, px, act, filled, il_act, self.c0 / self.il_capital)
+        ref, ret = self.former.move(orders)
+        close = ref * torch.exp(ret)
+        open_, high, low, vol = self.former.bar(orders, close)
+        self.feats = self.stream.update(open_, high, low, close, vol, self.ep.new_session[:, k]).to(torch.float64)
+        self.px, self.k = close.clone(), k + 1
         self._act_il()
         value = self.cash[:, m] + self.shares[:, m] * self.px
         slot = self.k % self.values.shape[0]
@@ -337,33 +509,15 @@ class MarketSim:
         if done: obs = self._new_episodes()
         return obs, reward, torch.full((self.n_envs,), done, dtype=torch.bool), info
 
-    _STATE = ("c0", "t0", "noise", "hist_volume", "hist_session", "sigma0", "vbar0", "feats", "scaled", "px", "cash", "shares",
-              "impact_level", "values", "replay", "il_act")
-
     @property
     def fingerprint(self) -> str:
         "Identifies the simulator's dynamics (a checkpoint of another simulator is refused)."
         return (f"MarketSim(impact={self.impact}, n_envs={self.n_envs}, warmup={self.warmup}, horizon={self.horizon}, "
-                f"bars={len(self.data.close)}:{self.data.source}, starts={len(self.data.starts)}, fee={self.fee}, noise={self.cfg.sim.noise})")
+                f"bars={len(self.data.close)}:{self.data.source}, starts={len(self.data.starts)}, fee={self.fee}, "
+                f"noise={self.cfg.sim.noise})")
 
-    def get_state(self) -> dict[str, Any]:
-        "Everything that determines the future: state tensors, feature stream, generator, counters."
-        if self.stream is None: raise RuntimeError("call reset() first")
-        st = {k: getattr(self, k).clone() for k in self._STATE if hasattr(self, k)}
-        sd = self.stream.state_dict() if hasattr(self.stream, "state_dict") else {k: v.clone() for k, v in vars(self.stream).items() if torch.is_tensor(v)}
-        return {**st, "stream": sd, "rng": self.gen.get_state(), "k": self.k, "episode": self.episode, "n_agents": self.n_agents}
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        "Restore a `get_state()` snapshot."
-        for k in self._STATE:
-            if k in state: setattr(self, k, state[k].clone())
-        self.stream = self.stream_factory(self.n_envs)
-        if hasattr(self.stream, "load_state_dict"): self.stream.load_state_dict(state["stream"])
-        else:
-            for k, v in state["stream"].items(): setattr(self.stream, k, v.clone())
-        self.gen.set_state(state["rng"])
-        self.k, self.episode, self.n_agents = int(state["k"]), int(state["episode"]), int(state["n_agents"])
-        self.n_features = int(self.feats.shape[1])
+    def get_state(self) -> dict[str, Any]: return sim_state(self)  # checkpoints, below
+    def set_state(self, state: dict[str, Any]) -> None: load_sim_state(self, state)
 
     def set_agent(self, cash: torch.Tensor, shares: torch.Tensor,  # (N,) the agent's new holdings
                   capital: torch.Tensor | None = None,  # (N,) its C0 (reward scale and ρ); None keeps it
@@ -373,6 +527,35 @@ class MarketSim:
         self.cash[:, m] = torch.as_tensor(cash, dtype=torch.float64).expand(self.n_envs)
         self.shares[:, m] = torch.as_tensor(shares, dtype=torch.float64).expand(self.n_envs)
         if capital is not None: self.c0 = torch.as_tensor(capital, dtype=torch.float64).expand(self.n_envs).clone()
+
+# %% ../nbs/07_simulator.ipynb #74da5145
+SIM_STATE = ("c0", "t0", "feats", "scaled", "px", "cash", "shares", "values", "il_act")  # the simulator's own tensors
+
+def sim_state(sim: MarketSim) -> dict[str, Any]:
+    "Everything that determines `sim`'s future: its tensors, the noise, the former's and stream's state, the generator."
+    if sim.stream is None: raise RuntimeError("call reset() first")
+    st = {k: getattr(sim, k).clone() for k in SIM_STATE if hasattr(sim, k)}
+    tensors = {k: v.clone() for k, v in vars(sim.stream).items() if torch.is_tensor(v)}
+    stream = sim.stream.state_dict() if hasattr(sim.stream, "state_dict") else tensors
+    return {**st, **sim.former.get_state(), "noise": sim.ep.noise.clone(), "stream": stream, "rng": sim.gen.get_state(),
+            "k": sim.k, "episode": sim.episode, "n_agents": sim.n_agents}
+
+def load_sim_state(sim: MarketSim,  # a simulator of the same fingerprint
+                   state: dict[str, Any],  # from `sim_state`
+                  ) -> None:
+    "Restore a `sim_state` snapshot; the episode's real bars are looked up again from its anchors."
+    for k in SIM_STATE:
+        if k in state: setattr(sim, k, state[k].clone())
+    sim.ep = episode_window(sim.data, sim.t0, state["noise"].clone())
+    sim.former.reset(sim.ep)
+    sim.former.set_state(state)
+    sim.stream = sim.stream_factory(sim.n_envs)
+    if hasattr(sim.stream, "load_state_dict"): sim.stream.load_state_dict(state["stream"])
+    else:
+        for k, v in state["stream"].items(): setattr(sim.stream, k, v.clone())
+    sim.gen.set_state(state["rng"])
+    sim.k, sim.episode, sim.n_agents = int(state["k"]), int(state["episode"]), int(state["n_agents"])
+    sim.n_features = int(sim.feats.shape[1])
 
 # %% ../nbs/07_simulator.ipynb #d17cfeae
 _INFO_KEYS = ("price", "cash", "shares", "value", "filled")
@@ -430,40 +613,19 @@ def _stream_factory(cfg: Config) -> Callable[[int], FeatureStreamLike]:
     return lambda n: FeatureStream(n, cfg.features)
 
 def make_sim(cfg: Config,  # run config
-             bars: pd.DataFrame | None = None,  # None → default_bars(cfg)
+             bars: pd.DataFrame,  # the run's bars
+             il: ILArtifacts,  # the IL ensemble and its scaler
+             synth: SynthArtifacts | None = None,  # the synthesis net and residuals; not needed by impact "static"
+             segs: pd.DataFrame | None = None,  # `make_segments(bars, cfg)`; None → made here
              n_envs: int | None = None,  # None → cfg.sim.n_envs
-             impact: str | None | bool = True,  # True → cfg.sim.impact
-             role: str = "il",  # segments episodes are anchored on
-             il: Any = None,  # ILArtifacts; None → load_or_fit_il(cfg, bars)
-             synth: Any = None,  # SynthArtifacts; None → load_or_fit_synthesis(cfg, bars)
+             impact: Impact | None = None,  # None → cfg.sim.impact
+             role: str = "il",  # segments whose real windows start the episodes
             ) -> MarketSim:
-    "The batched simulator on the project's data and models (trains the quick models when none are cached)."
-    bars = default_bars(cfg) if bars is None else bars
-    segs = role_segments(make_segments(bars, cfg), role)
+    "The batched simulator on the given bars and trained models."
+    segs = role_segments(make_segments(bars, cfg) if segs is None else segs, role)
     data = make_market_data(bars, segs, cfg.sim.warmup, cfg.sim.horizon, cfg.sim.vol_window)
-    il = load_or_fit_il(cfg, bars) if il is None else il
-    mode = cfg.sim.impact if impact is True else impact
-    if mode is not None and synth is None: synth = load_or_fit_synthesis(cfg, bars)
     return MarketSim(cfg, data, il.scaler, _stream_factory(cfg), il.ensemble,
-                     None if synth is None else synth.net, None if synth is None else synth.residuals, n_envs, mode)
-
-def make_env(data_path: str | None = None,  # bars file; None → ILMARKET_DATA or the synthetic market
-             profile: str = "quick",  # "quick" or "full"
-             seed: int = 0,
-             impact: str | None = "synthesis",  # "synthesis" (paper), "sqrt" or None (static replay)
-             **overrides: Any,  # config overrides, e.g. sim={"horizon": 64}
-            ) -> MarketEnv:
-    "A ready `gymnasium.Env`: one simulated market on the project's data and models."
-    cfg = get_config(profile, seed=seed, data_path=data_path, **overrides)
-    return MarketEnv(make_sim(cfg, n_envs=1, impact=impact))
-
-def make_vec_env(data_path: str | None = None, profile: str = "quick", seed: int = 0,
-                 impact: str | None = "synthesis",
-                 n_envs: int | None = None,  # None → cfg.sim.n_envs
-                 **overrides: Any) -> MarketVecEnv:
-    "A ready Gymnasium vector env over the batched simulator."
-    cfg = get_config(profile, seed=seed, data_path=data_path, **overrides)
-    return MarketVecEnv(make_sim(cfg, n_envs=n_envs, impact=impact))
+                     None if synth is None else synth.net, None if synth is None else synth.residuals, n_envs, impact)
 
 # %% ../nbs/07_simulator.ipynb #15248711
 def play(sim: MarketSim,  # simulator

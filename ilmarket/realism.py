@@ -14,44 +14,16 @@ import pandas as pd
 import torch
 from scipy import stats
 
-from .agents import load_or_fit_il
+from .agents import ILArtifacts
 from .core import Config
-from .data import default_bars
+from .data import stylized_facts
 from .market import MarketSim, make_sim
-from .synthesis import load_or_fit_synthesis
+from .synthesis import SynthArtifacts
 
 # %% auto #0
-__all__ = ['acf_paths', 'stylized_facts', 'simulate_paths', 'compare_facts', 'inject_order', 'impact_curve', 'fit_power_law',
-           'impact_checks', 'make_realism_sims', 'plot_realism_returns', 'default_agent_impact', 'plot_impact_curve',
+__all__ = ['simulate_paths', 'compare_facts', 'inject_order', 'impact_curve', 'fit_power_law', 'impact_checks',
+           'make_realism_sims', 'plot_realism_returns', 'default_agent_impact', 'plot_impact_curve',
            'summarise_realism']
-
-# %% ../nbs/07b_realism.ipynb #7eb507d7
-def acf_paths(x: np.ndarray,  # (P, T) paths
-              max_lag: int,  # lags 1..max_lag
-             ) -> np.ndarray:
-    "Autocorrelation at lags 1..max_lag pooled over paths (each centred on its mean), (max_lag,)."
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 2: raise ValueError(f"x must be (paths, time), got shape {x.shape}")
-    if x.shape[1] <= max_lag: raise ValueError(f"paths of {x.shape[1]} bars are too short for lag {max_lag}")
-    x = x - x.mean(1, keepdims=True)
-    den = (x * x).sum()
-    if den == 0: return np.zeros(max_lag)
-    return np.array([(x[:, l:] * x[:, :-l]).sum() / den for l in range(1, max_lag + 1)])
-
-def stylized_facts(ret: np.ndarray,  # (P, T) one-bar log returns
-                   volume: np.ndarray,  # (P, T) bar volumes
-                   mask: np.ndarray | None = None,  # (P, T) bool, bars used by the distribution statistics
-                  ) -> dict[str, Any]:
-    "Std, excess kurtosis, ACF of r (lags 1–10), ACF of |r| (lags 1–30), corr(|r|, volume)."
-    ret, volume = np.asarray(ret, dtype=np.float64), np.asarray(volume, dtype=np.float64)
-    if ret.shape != volume.shape: raise ValueError(f"ret {ret.shape} and volume {volume.shape} differ in shape")
-    if not np.isfinite(ret).all(): raise ValueError("ret contains NaN or inf")
-    keep = np.ones(ret.shape, bool) if mask is None else np.asarray(mask, bool)
-    flat = ret[keep]
-    a = np.abs(ret)
-    return {"std": float(flat.std()), "kurtosis": float(stats.kurtosis(flat)), "acf_ret": acf_paths(ret, 10),
-            "acf_abs": acf_paths(a, 30), "vol_vol_corr": float(np.corrcoef(a[keep], volume[keep])[0, 1]),
-            "returns": flat}
 
 # %% ../nbs/07b_realism.ipynb #574f70cb
 def simulate_paths(sim: MarketSim,  # the simulator (its anchors define the windows)
@@ -80,6 +52,8 @@ def simulate_paths(sim: MarketSim,  # the simulator (its anchors define the wind
 def compare_facts(paths: dict[str, np.ndarray],  # from `simulate_paths`
                  ) -> tuple[pd.DataFrame, dict, dict]:
     "The realism table (metric, real, simulated, reproduced) and both facts dicts."
+    H = paths["sim_ret"].shape[1]
+    if H <= 30: raise ValueError(f"paths of {H} bars are too short for lag 30 of the |r| autocorrelation")
     keep = ~paths["session_open"]
     real_r, sim_r = np.where(keep, paths["real_ret"], 0.0), np.where(keep, paths["sim_ret"], 0.0)
     fr = stylized_facts(real_r, paths["real_vol"], keep)
@@ -136,7 +110,7 @@ def impact_curve(sim: MarketSim,  # simulator anchored where the curve is measur
     zero = torch.zeros(sim.n_envs, dtype=torch.float64)
     for _ in range(pre_steps): sim.step(zero)
     state = sim.get_state()
-    vol_now, sigma = sim.hist_volume[:, sim.k].clone(), sim.sigma0.clone()
+    vol_now, sigma = sim.ep.volume[:, sim.k].clone(), sim.ep.sigma[:, sim.k].clone()  # the impact law's σ
     base, _ = inject_order(sim, state, torch.zeros(sim.n_envs, dtype=torch.float64), after)
     rows = []
     for side in (1, -1):
@@ -177,16 +151,18 @@ def impact_checks(curve: pd.DataFrame,  # from `impact_curve`
 
 # %% ../nbs/07b_realism.ipynb #bb5525d1
 def make_realism_sims(cfg: Config,  # run config
+                      bars: pd.DataFrame,  # the run's bars
+                      il: ILArtifacts,  # the IL ensemble
+                      syn: SynthArtifacts,  # the synthesis net and residuals
+                      segs: pd.DataFrame | None = None,  # `make_segments(bars, cfg)`; None → made here
                       n_envs: int = 128,  # markets per batch
                       role: str = "backtest",  # held-out segments the episodes are anchored on
                      ) -> dict[str, MarketSim]:
     "Paper-mode, sqrt-mode and noise-free simulators on held-out segments, sharing one set of models."
-    bars = default_bars(cfg)
-    il, syn = load_or_fit_il(cfg, bars), load_or_fit_synthesis(cfg, bars)
     quiet = replace(cfg, sim=replace(cfg.sim, noise=False))
-    return {"synthesis": make_sim(cfg, bars, n_envs, "synthesis", role, il, syn),
-            "sqrt": make_sim(cfg, bars, n_envs, "sqrt", role, il, syn),
-            "synthesis, no noise": make_sim(quiet, bars, n_envs, "synthesis", role, il, syn)}
+    return {"synthesis": make_sim(cfg, bars, il, syn, segs, n_envs, "synthesis", role),
+            "sqrt": make_sim(cfg, bars, il, syn, segs, n_envs, "sqrt", role),
+            "synthesis, no noise": make_sim(quiet, bars, il, syn, segs, n_envs, "synthesis", role)}
 
 # %% ../nbs/07b_realism.ipynb #8f7be9a7
 def plot_realism_returns(f_real: dict, f_sim: dict,  # `stylized_facts` of the real and simulated windows
@@ -219,7 +195,7 @@ def default_agent_impact(sim: MarketSim,  # simulator anchored on held-out windo
     zero = torch.zeros(sim.n_envs, dtype=torch.float64)
     for _ in range(pre_steps): sim.step(zero)
     state = sim.get_state()
-    c0, px, sigma, vol = float(sim.cfg.sim.agent_capital), sim.px.clone(), sim.sigma0.clone(), sim.hist_volume[:, sim.k].clone()
+    c0, px, sigma, vol = float(sim.cfg.sim.agent_capital), sim.px.clone(), sim.ep.sigma[:, sim.k].clone(), sim.ep.volume[:, sim.k].clone()
     base, _ = inject_order(sim, state, torch.zeros_like(px), after)
     rows = []
     for side in (1, -1):

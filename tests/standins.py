@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from ilmarket.core import get_config
-from ilmarket.market import MarketSim, make_market_data
+from ilmarket.market import MarketSim, PriceFormer, make_market_data
 
 F64 = dict(dtype=torch.float64)
 
@@ -73,10 +73,14 @@ def make_test_bars(n_days=8, per_day=78, seed=0):
     return b
 
 
-def make_test_sim(impact="synthesis", n_envs=4, horizon=32, n_days=8, **sim_kw):
-    "A MarketSim over `make_test_bars` with the stand-ins above."
+def make_test_residuals():
+    "The stand-in synthesis net's residuals, (300,)."
+    return np.random.default_rng(1).normal(0, 1e-3, 300)
+
+
+def make_test_sim(impact: str | PriceFormer = "synthesis", n_envs=4, horizon=32, n_days=8, **sim_kw):
+    "A MarketSim over `make_test_bars` with the stand-ins above; `impact` a mode name or a price former."
     cfg = get_config("quick", sim={"warmup": 10, "horizon": horizon, "n_envs": n_envs, **sim_kw})
     data = make_market_data(make_test_bars(n_days), None, 10, horizon, 50)
-    res = np.random.default_rng(1).normal(0, 1e-3, 300)
-    if impact is None: return MarketSim(cfg, data, Scaler(), Stream, n_envs=n_envs, impact=None)
-    return MarketSim(cfg, data, Scaler(), Stream, Ensemble(), Synth(), res, n_envs=n_envs, impact=impact)
+    if not isinstance(impact, str): return MarketSim(cfg, data, Scaler(), Stream, Ensemble(), n_envs=n_envs, impact=impact)
+    return MarketSim(cfg, data, Scaler(), Stream, Ensemble(), Synth(), make_test_residuals(), n_envs=n_envs, impact=impact)

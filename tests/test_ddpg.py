@@ -90,7 +90,7 @@ def market_sim(impact="synthesis", n_envs=4, horizon=24):
     return make_test_sim(impact, n_envs=n_envs, horizon=horizon, n_days=6)
 
 
-@pytest.mark.parametrize("impact", ["synthesis", None])
+@pytest.mark.parametrize("impact", ["synthesis", "static"])
 def test_resume_in_the_market_simulator(tmp_path, impact):
     pytest.importorskip("ilmarket.market")
     cfg = small_cfg(total_steps=320, learning_starts=64, checkpoint_every=96)
@@ -101,7 +101,7 @@ def test_resume_in_the_market_simulator(tmp_path, impact):
     train_ddpg(market_sim(impact), cfg, seed=0, checkpoint_path=tmp_path / "run.pt", progress=False)
     assert_same_run(load_checkpoint(tmp_path / "ref.pt"), load_checkpoint(tmp_path / "run.pt"))
     with pytest.raises(CheckpointMismatch, match="env"):
-        train_ddpg(market_sim("sqrt" if impact else "synthesis"), cfg, seed=0, checkpoint_path=tmp_path / "run.pt", progress=False)
+        train_ddpg(market_sim("sqrt" if impact == "synthesis" else "synthesis"), cfg, seed=0, checkpoint_path=tmp_path / "run.pt", progress=False)
 
 
 # ---- refused checkpoints

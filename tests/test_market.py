@@ -8,11 +8,13 @@ from hypothesis import given, settings, strategies as st
 from torch import nn
 
 from ilmarket.core import get_config
-from ilmarket.market import MarketEnv, MarketSim, MarketVecEnv, make_market_data, match_orders
+from ilmarket.market import (MarketEnv, MarketSim, MarketVecEnv, Orders, Replay, SqrtImpact, make_market_data,
+                             match_orders)
 from ilmarket.portfolio import execute_fractions
 
-from standins import F64, Ensemble, Scaler, Stream, Synth, make_test_bars as bars, make_test_sim as sim
-
+from market_reference import reference_rollout
+from standins import (F64, Ensemble, Scaler, Stream, Synth, make_test_bars as bars, make_test_residuals,
+                      make_test_sim as sim)
 
 
 pos = st.floats(0, 1e6, allow_nan=False)
@@ -34,8 +36,80 @@ def test_pool_invariants(parts, px):
     assert (q[act <= 0] <= 0).all() and (q[act >= 0] >= 0).all()  # nobody trades against its own order
 
 
+MODES = {"synthesis": ("synthesis", {}), "sqrt": ("sqrt", {}), "sqrt, half-life 3": ("sqrt", {"sqrt_halflife": 3.0}),
+         "static": ("static", {}), "synthesis, no noise": ("synthesis", {"noise": False})}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_mode_steps_like_the_reference_loop(mode):
+    "Fixed-seed rollouts through an auto-reset equal the plain loop bit for bit: obs, rewards and every info value."
+    impact, kw = MODES[mode]
+    s = sim(impact, **kw)
+    acts = torch.rand(50, s.n_envs, generator=torch.Generator().manual_seed(11), dtype=torch.float64) * 2.4 - 1.2
+    obs, rews, infos = [s.reset(seed=7)], [], []
+    for a in acts:
+        o, r, _, info = s.step(a)
+        obs.append(o); rews.append(r); infos.append(info)
+    ref_obs, ref_rews, ref_info = reference_rollout(s.cfg, s.data, Scaler(), Stream, Ensemble(), Synth(), make_test_residuals(),
+                                                    s.n_envs, impact, acts, seed=7)
+    assert torch.equal(torch.stack(obs), ref_obs) and torch.equal(torch.stack(rews), ref_rews)
+    for k, v in ref_info.items():
+        assert torch.equal(torch.stack([i[k] for i in infos]), v), k
+
+
+class Drift:
+    "A price former the simulator was not written for: a constant drift, the agent alone and always filled."
+    name, matched, endogenous = "drift", False, True
+
+    def __init__(self, mu):
+        self.mu, self.residuals = mu, torch.zeros(1, **F64)
+
+    def reset(self, ep): self.ep = ep
+    def move(self, o: Orders): return o.px, torch.full_like(o.px, self.mu)
+    def bar(self, o, close): return o.px, torch.maximum(o.px, close), torch.minimum(o.px, close), self.ep.volume[:, o.k]
+    def get_state(self): return {}
+    def set_state(self, state): pass
+
+
+def test_a_new_price_former_plugs_in_without_touching_the_simulator():
+    s = sim(Drift(1e-3), n_envs=3)
+    s.reset(seed=1)
+    p0 = s.px.clone()
+    infos = [s.step(torch.tensor([1.0, 0.0, 0.0]))[3] for _ in range(5)]
+    px = torch.stack([i["price"] for i in infos])
+    torch.testing.assert_close(px / p0, torch.exp(1e-3 * torch.arange(1, 6, **F64)).unsqueeze(1).expand(5, 3), rtol=1e-12, atol=0)
+    assert infos[0]["cash"][0] == 0 and infos[0]["filled"][0] > 0  # no pool: the full buy is filled at once
+    assert s.fingerprint.startswith("MarketSim(impact=drift,")
+    s2 = sim(Drift(1e-3), n_envs=3)
+    s2.set_state(s.get_state())
+    assert torch.equal(s2.step(torch.zeros(3))[0], s.step(torch.zeros(3))[0])
+
+
+def test_replay_with_impact_fills_at_the_current_price_and_moves_the_next():
+    s_st, s_imp = sim("static", n_envs=3), sim(SqrtImpact(Replay(), 0.7, halflife=2.0), n_envs=3)
+    s_st.reset(seed=2); s_imp.reset(seed=2)
+    acts = [torch.tensor([1.0, 0.5, 0.0])] + [torch.zeros(3)] * 4
+    out_st, out_imp = [s_st.step(a)[3] for a in acts], [s_imp.step(a)[3] for a in acts]
+    assert torch.equal(out_st[0]["shares"], out_imp[0]["shares"])  # the same fill, at p_t
+    q = out_imp[0]["filled"]
+    jump = 0.7 * s_imp.data.sigma[s_imp.t0] * torch.sqrt(q / s_imp.data.vbar[s_imp.t0])
+    for j in range(5):  # the real closes carry the impact J, decaying with the half-life
+        lr = torch.log(out_imp[j]["price"] / out_st[j]["price"])
+        torch.testing.assert_close(lr, jump * 0.5 ** (j / 2), rtol=1e-9, atol=1e-15)
+    assert s_imp.fingerprint.startswith("MarketSim(impact=sqrt(static),")
+
+
+def test_a_price_former_object_brings_its_own_parts():
+    cfg = get_config("quick", sim={"warmup": 10, "horizon": 32})
+    data = make_market_data(bars(), None, 10, 32, 50)
+    with pytest.raises(ValueError, match="brings its own net"):
+        MarketSim(cfg, data, Scaler(), Stream, Ensemble(), Synth(), n_envs=2, impact=Replay())
+    with pytest.raises(ValueError, match="sim.impact must be one of"):
+        get_config("quick", sim={"impact": None})
+
+
 def test_static_replay_is_the_portfolio_accounting():
-    s = sim(None, n_envs=3)
+    s = sim("static", n_envs=3)
     s.reset(seed=2)
     t0 = s.t0.clone()
     acts = torch.tensor(np.random.default_rng(0).uniform(-1, 1, (s.horizon - 1, 3)))
@@ -53,10 +127,10 @@ def test_noise_and_anchors_do_not_depend_on_actions():
     for _ in range(a.horizon):  # through one auto-reset
         a.step(torch.rand(4, generator=g) * 2 - 1)
         b.step(torch.zeros(4))
-    assert torch.equal(a.noise, b.noise) and torch.equal(a.t0, b.t0)
+    assert torch.equal(a.ep.noise, b.ep.noise) and torch.equal(a.t0, b.t0)
     c = sim(noise=False)
     c.reset(seed=5)
-    assert (c.noise == 0).all()
+    assert (c.ep.noise == 0).all()
 
 
 def test_sqrt_mode_alone_in_pool_means_no_impact():
@@ -85,7 +159,7 @@ def test_gymnasium_env_and_vector_env():
 def project_env():
     "The one-call env of a new user, on the run's data and quick models (trained if not cached)."
     pytest.importorskip("ilmarket.synthesis")
-    from ilmarket.market import make_env
+    from ilmarket.pipeline import make_env
     return make_env(profile="quick", seed=0)
 
 
@@ -111,7 +185,7 @@ def test_stable_baselines3_trains_a_few_hundred_steps(project_env):
 
 def test_make_vec_env_steps_all_markets():
     pytest.importorskip("ilmarket.synthesis")
-    from ilmarket.market import make_vec_env
+    from ilmarket.pipeline import make_vec_env
     venv = make_vec_env(profile="quick", seed=0, impact="sqrt", n_envs=4)
     obs, _ = venv.reset(seed=3)
     obs2, rew, term, trunc, info = venv.step(np.ones((4, 1), dtype=np.float32))
