@@ -12,6 +12,7 @@ import hashlib
 import os
 import re
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
@@ -19,6 +20,7 @@ import exchange_calendars as xc
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
+from scipy import stats
 from scipy.signal import lfilter
 
 from .core import Config, get_config, get_logger, project_root
@@ -26,8 +28,8 @@ from .core import Config, get_config, get_logger, project_root
 # %% auto #0
 __all__ = ['TZ', 'OHLCV', 'PRICES', 'DATA_SUFFIXES', 'VOLUME_FACTOR', 'VOLUME_WINDOW', 'TABLE6_EXTREMA', 'DataError',
            'session_table', 'next_session', 'bar_minutes', 'volume_level_changes', 'load_bars', 'Coverage', 'coverage',
-           'resample_bars', 'bars_fingerprint', 'synthetic_extrema', 'synthetic_bars', 'stylized_facts',
-           'resolve_data_path', 'default_bars']
+           'resample_bars', 'bars_fingerprint', 'synthetic_extrema', 'synthetic_bars', 'autocorr', 'stylized_facts',
+           'bar_returns', 'bars_stylized_facts', 'resolve_data_path', 'default_bars']
 
 # %% ../nbs/01_data.ipynb #881b1273
 TZ = "America/New_York"  # exchange time of every timestamp
@@ -740,33 +742,66 @@ def synthetic_bars(start: Any = "2018-12-20",  # first day
     return out
 
 # %% ../nbs/01_data.ipynb #64a0d7c4
-def _acf(x: np.ndarray, lags: np.ndarray) -> np.ndarray:
-    "Sample autocorrelation of `x` at the given lags."
-    x = x - x.mean()
-    den = float(x @ x)
-    return np.array([float(x[:-l] @ x[l:]) / den for l in lags])
+def autocorr(x: np.ndarray,  # (T,) series or (P, T) paths
+             lags: Iterable[int],  # lags in bars, each >= 1
+            ) -> np.ndarray:  # (L,) float64; NaN where undefined (lag >= T, no variance)
+    "Sample autocorrelation at `lags`, pooled over paths (each centred on its own mean, products within a path)."
+    a = np.asarray(x, dtype=np.float64)
+    if a.ndim == 1: a = a[None]
+    if a.ndim != 2 or a.size == 0:
+        raise ValueError(f"x must be a non-empty (T,) series or (P, T) paths, got shape {np.shape(x)}")
+    if not np.isfinite(a).all():
+        p, t = np.argwhere(~np.isfinite(a))[0]
+        raise ValueError(f"x has non-finite values (first at path {p}, bar {t})")
+    lags = [int(l) for l in lags]
+    if any(l < 1 for l in lags): raise ValueError(f"lags must be >= 1, got {lags}")
+    a = a - a.mean(1, keepdims=True)
+    den = (a * a).sum()
+    return np.array([(a[:, l:] * a[:, :-l]).sum() / den if den > 0 and l < a.shape[1] else np.nan for l in lags])
 
-def stylized_facts(bars: pd.DataFrame,  # canonical bars
-                   max_lag: int = 30,  # lags (in bars) of the |r| autocorrelation
-                  ) -> pd.Series:
-    "Kurtosis, return and |return| autocorrelation, volume–|return| correlation of intraday bar log returns."
+# %% ../nbs/01_data.ipynb #55eee0bd
+def stylized_facts(ret: np.ndarray,  # (T,) or (P, T) one-bar log returns
+                   volume: np.ndarray,  # bar volumes, the shape of `ret`
+                   mask: np.ndarray | None = None,  # bool, the shape of `ret`: bars of the distribution statistics
+                   ret_lags: int = 10,  # autocorrelation of r at lags 1..ret_lags
+                   abs_lags: int = 30,  # autocorrelation of |r| at lags 1..abs_lags
+                  ) -> dict[str, Any]:
+    "Std, excess kurtosis, ACF of r and of |r| (pooled over paths), corr(|r|, volume), and the returns used."
+    ret, volume = np.asarray(ret, dtype=np.float64), np.asarray(volume, dtype=np.float64)
+    if ret.shape != volume.shape: raise ValueError(f"ret {ret.shape} and volume {volume.shape} differ in shape")
+    if not np.isfinite(ret).all(): raise ValueError("ret contains NaN or inf")
+    keep = np.ones(ret.shape, bool) if mask is None else np.asarray(mask, bool)
+    if keep.shape != ret.shape: raise ValueError(f"mask {keep.shape} and ret {ret.shape} differ in shape")
+    flat = ret[keep]
+    a = np.abs(ret)
+    return {"std": float(flat.std()), "kurtosis": float(stats.kurtosis(flat)),
+            "acf_ret": autocorr(ret, range(1, ret_lags + 1)), "acf_abs": autocorr(a, range(1, abs_lags + 1)),
+            "vol_vol_corr": float(np.corrcoef(a[keep], volume[keep])[0, 1]), "returns": flat}
+
+# %% ../nbs/01_data.ipynb #57789e2f
+def bar_returns(bars: pd.DataFrame,  # canonical bars
+               ) -> tuple[np.ndarray, np.ndarray]:  # (T,) within-session log returns, (T,) volume of the later bar
+    "Log returns between consecutive bars of the same session, joined in time order, and their bars' volumes."
     t = bars.index
     r = np.diff(np.log(bars["close"].to_numpy()))
-    same = (t[1:].normalize() == t[:-1].normalize())
-    r, vol = r[same], bars["volume"].to_numpy()[1:][same]
-    z = (r - r.mean()) / r.std()
-    absr = np.abs(r)
-    acf_abs = _acf(absr, np.arange(1, max_lag + 1))
+    same = t[1:].normalize() == t[:-1].normalize()
+    return r[same], bars["volume"].to_numpy()[1:][same]
+
+def bars_stylized_facts(bars: pd.DataFrame,  # canonical bars
+                        max_lag: int = 30,  # lags (in bars) of the |r| autocorrelation
+                       ) -> pd.Series:
+    "`stylized_facts` of the bars' within-session returns, with the bar size and the daily returns' vol and kurtosis."
+    r, vol = bar_returns(bars)
+    f = stylized_facts(r, vol, ret_lags=1, abs_lags=max_lag)
+    t = bars.index
     last = bars["close"].groupby(t.normalize().tz_localize(None)).last()
     ordinal = _xnys().sessions.get_indexer(last.index)
     daily = np.diff(np.log(last.to_numpy()))[np.diff(ordinal) == 1]  # consecutive sessions only: holes are not returns
     return pd.Series({
         "bars": float(len(bars)), "bar_minutes": float(bar_minutes(bars)),
-        "ret_std": float(r.std()), "excess_kurtosis": float(np.mean(z ** 4) - 3),
-        "acf_ret_lag1": float(_acf(r, np.array([1]))[0]),
-        "acf_abs_lag1": float(acf_abs[0]), f"acf_abs_mean_1_{max_lag}": float(acf_abs.mean()),
-        f"acf_abs_lag{max_lag}": float(acf_abs[-1]),
-        "corr_volume_absret": float(np.corrcoef(vol, absr)[0, 1]),
+        "ret_std": f["std"], "excess_kurtosis": f["kurtosis"], "acf_ret_lag1": float(f["acf_ret"][0]),
+        "acf_abs_lag1": float(f["acf_abs"][0]), f"acf_abs_mean_1_{max_lag}": float(f["acf_abs"].mean()),
+        f"acf_abs_lag{max_lag}": float(f["acf_abs"][-1]), "corr_volume_absret": f["vol_vol_corr"],
         "daily_vol": float(daily.std()), "daily_excess_kurtosis": float(pd.Series(daily).kurt()),
     })
 
