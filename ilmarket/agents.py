@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .core import (Config, ILConfig, artifact_path, get_logger, load_matching, load_torch, save_torch)
+from .core import (Config, ILConfig, SynthesisConfig, artifact_path, get_logger, load_matching, load_torch, save_torch)
 from .data import bar_minutes, bars_fingerprint, default_bars
 from .features import FEATURES, MinMaxScaler, compute_features
 from .labels import label_segments
@@ -23,9 +24,10 @@ from .portfolio import compute_metrics, simulate_fractions
 from .segments import extrema_fingerprint, make_segments, resolve_extrema, role_segments, segment_bars
 
 # %% auto #0
-__all__ = ['PAPER_TABLE3', 'PAPER_TABLE4', 'ILAgent', 'split_tail', 'label_agreement', 'fit_il_agent', 'ILEnsemble',
-           'ILArtifacts', 'save_il', 'load_il', 'ILData', 'make_il_data', 'fit_il_ensemble', 'il_digest',
-           'load_or_fit_il', 'evaluate_traders', 'with_paper', 'plot_il_pnl', 'plot_il_actions', 'describe_diversity']
+__all__ = ['BatchLoss', 'PAPER_TABLE3', 'PAPER_TABLE4', 'ILAgent', 'fit_early_stopping', 'split_tail', 'label_agreement',
+           'fit_il_agent', 'ILEnsemble', 'ILArtifacts', 'save_il', 'load_il', 'ILData', 'make_il_data',
+           'fit_il_ensemble', 'il_digest', 'load_or_fit_il', 'evaluate_traders', 'with_paper', 'plot_il_pnl',
+           'plot_il_actions', 'describe_diversity']
 
 # %% ../nbs/05_il_ensemble.ipynb #513f4cb7
 class ILAgent(nn.Module):
@@ -44,6 +46,46 @@ class ILAgent(nn.Module):
     def forward(self, obs: torch.Tensor,  # (N, F) scaled features, float32
                ) -> torch.Tensor:  # (N,) actions in [-1, 1]
         return self.net(obs).squeeze(-1)
+
+# %% ../nbs/05_il_ensemble.ipynb #305b46a7
+BatchLoss = Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, float]]]  # (B,) training rows → loss, extra terms
+
+def fit_early_stopping(model: nn.Module,  # trained in place; returned with its best weights, in eval mode
+                       batch_loss: BatchLoss,  # the loss of a minibatch of training rows, with its extra terms
+                       val_loss: Callable[[], float] | None,  # validation loss of the weights; None → training loss
+                       n_train: int,  # training rows; `batch_loss` receives indices into them
+                       cfg: ILConfig | SynthesisConfig,  # lr, batch_size, max_epochs and patience are read
+                       gen: torch.Generator,  # the minibatch order (and whatever `batch_loss` draws from it)
+                       extras: tuple[str, ...] = (),  # extra terms `batch_loss` reports, one history list each
+                      ) -> dict:
+    "Adam on shuffled minibatches with early stopping on the validation loss; the best weights are loaded back."
+    if n_train < 1: raise ValueError(f"no training rows (n_train={n_train})")
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    hist: dict = {"train_loss": [], "val_loss": [], **{k: [] for k in extras}}
+    best, best_loss, since = copy.deepcopy(model.state_dict()), float("inf"), 0
+    for _ in range(cfg.max_epochs):
+        model.train()
+        tot, parts = 0.0, dict.fromkeys(extras, 0.0)
+        for idx in torch.randperm(n_train, generator=gen).split(cfg.batch_size):
+            loss, terms = batch_loss(idx)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            tot += loss.item() * len(idx)
+            for k in extras: parts[k] += terms[k] * len(idx)
+        model.eval()
+        with torch.no_grad():
+            vloss = val_loss() if val_loss is not None else tot / n_train
+        hist["train_loss"].append(tot / n_train)
+        hist["val_loss"].append(vloss)
+        for k in extras: hist[k].append(parts[k] / n_train)
+        if vloss < best_loss - 1e-7: best, best_loss, since = copy.deepcopy(model.state_dict()), vloss, 0
+        else: since += 1
+        if since >= cfg.patience: break
+    model.load_state_dict(best)
+    model.eval()
+    hist.update(epochs=len(hist["val_loss"]), best_epoch=int(np.argmin(hist["val_loss"])) + 1, best_val_loss=best_loss)
+    return hist
 
 # %% ../nbs/05_il_ensemble.ipynb #d611471b
 def split_tail(n: int,  # rows
@@ -79,8 +121,11 @@ def fit_il_agent(X: np.ndarray,  # (n, F) scaled features, rows in time order
     "Train one IL agent on eq. 2 with early stopping; return it (best weights) and its history."
     X = np.asarray(X, dtype=np.float32)
     y = np.asarray(y, dtype=np.float32)
-    if X.ndim != 2 or len(X) != len(y): raise ValueError(f"{name}: X must be (n, F) and y (n,), got {X.shape} and {y.shape}")
-    if not np.isfinite(X).all(): raise ValueError(f"{name}: X has non-finite values (first at row {int(np.flatnonzero(~np.isfinite(X).all(1))[0])})")
+    if X.ndim != 2 or len(X) != len(y):
+        raise ValueError(f"{name}: X must be (n, F) and y (n,), got {X.shape} and {y.shape}")
+    if not np.isfinite(X).all():
+        bad = int(np.flatnonzero(~np.isfinite(X).all(1))[0])
+        raise ValueError(f"{name}: X has non-finite values (first at row {bad})")
     val = split_tail(len(X), cfg.val_frac, groups)
     if (~val).sum() == 0: raise ValueError(f"{name}: no training rows ({len(X)} rows, val_frac={cfg.val_frac})")
     Xt, yt = torch.from_numpy(X[~val]), torch.from_numpy(y[~val])
@@ -88,40 +133,22 @@ def fit_il_agent(X: np.ndarray,  # (n, F) scaled features, rows in time order
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         model = ILAgent(X.shape[1], cfg.hidden)
-    gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    hist: dict = {"name": name, "seed": seed, "n_train": len(Xt), "n_val": len(Xv), "train_loss": [], "val_loss": []}
-    best, best_loss, since, t0 = copy.deepcopy(model.state_dict()), float("inf"), 0, time.perf_counter()
-    for epoch in range(cfg.max_epochs):
-        model.train()
-        perm = torch.randperm(len(Xt), generator=gen)
-        tot = 0.0
-        for idx in perm.split(cfg.batch_size):
-            loss = ((model(Xt[idx]) - yt[idx]) ** 2).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            tot += loss.item() * len(idx)
-        model.eval()
-        with torch.no_grad():
-            vloss = ((model(Xv) - yv) ** 2).mean().item() if len(Xv) else tot / len(Xt)
-        hist["train_loss"].append(tot / len(Xt))
-        hist["val_loss"].append(vloss)
-        if vloss < best_loss - 1e-7: best, best_loss, since = copy.deepcopy(model.state_dict()), vloss, 0
-        else: since += 1
-        if since >= cfg.patience: break
-    model.load_state_dict(best)
-    model.eval()
+    batch_loss = lambda idx: (((model(Xt[idx]) - yt[idx]) ** 2).mean(), {})  # eq. 2 on the minibatch
+    val_loss = (lambda: ((model(Xv) - yv) ** 2).mean().item()) if len(Xv) else None
+    hist: dict = {"name": name, "seed": seed, "n_train": len(Xt), "n_val": len(Xv)}
+    t0 = time.perf_counter()
+    hist.update(fit_early_stopping(model, batch_loss, val_loss, len(Xt), cfg, torch.Generator().manual_seed(seed)))
     with torch.no_grad():
         at, av = model(Xt).numpy(), model(Xv).numpy()
-    hist.update(epochs=len(hist["val_loss"]), best_epoch=int(np.argmin(hist["val_loss"])) + 1, best_val_loss=best_loss,
-                train_agreement=label_agreement(at, yt), val_agreement=label_agreement(av, yv),
-                val_majority=float(pd.Series(yv.numpy()).value_counts(normalize=True).max()) if len(yv) else float("nan"),
-                train_zero_share=float((yt == 0).float().mean()), val_zero_share=float((yv == 0).float().mean()) if len(yv) else float("nan"),
+    nan = float("nan")
+    hist.update(train_agreement=label_agreement(at, yt), val_agreement=label_agreement(av, yv),
+                val_majority=float(pd.Series(yv.numpy()).value_counts(normalize=True).max()) if len(yv) else nan,
+                train_zero_share=float((yt == 0).float().mean()),
+                val_zero_share=float((yv == 0).float().mean()) if len(yv) else nan,
                 seconds=time.perf_counter() - t0)
     get_logger("ilmarket.agents").info(
         f"{name}: {len(Xt)}+{len(Xv)} rows, {hist['epochs']} epochs (best {hist['best_epoch']}), "
-        f"val MSE {best_loss:.4f}, val agreement {hist['val_agreement']:.3f}, {hist['seconds']:.1f}s")
+        f"val MSE {hist['best_val_loss']:.4f}, val agreement {hist['val_agreement']:.3f}, {hist['seconds']:.1f}s")
     return model, hist
 
 # %% ../nbs/05_il_ensemble.ipynb #022b4411

@@ -15,9 +15,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .agents import ILArtifacts, load_or_fit_il, split_tail
+from .agents import ILArtifacts, fit_early_stopping, load_or_fit_il, split_tail
 from .core import Config, SynthesisConfig, artifact_path, get_logger, load_matching, load_torch, save_torch
-from .data import default_bars
+from .data import autocorr, default_bars
 from .features import FEATURES, FeatureStream, compute_features, ema, session_starts
 from .segments import make_segments, role_segments, segment_bars
 
@@ -25,7 +25,7 @@ from .segments import make_segments, role_segments, segment_bars
 __all__ = ['SynthesisNet', 'fit_synthesis', 'fit_quality', 'fit_linear', 'predict_linear', 'SynthData', 'next_bar_target',
            'make_synth_data', 'RolloutData', 'stream_arrays', 'make_rollout_data', 'rollout_loss', 'SynthArtifacts',
            'synthesis_digest', 'evaluate_synthesis', 'save_synthesis', 'load_synthesis', 'load_or_fit_synthesis',
-           'abs_autocorr', 'action_response', 'plot_influence']
+           'action_response', 'plot_influence']
 
 # %% ../nbs/06_synthesis.ipynb #416b9fbc
 class SynthesisNet(nn.Module):
@@ -64,7 +64,8 @@ def fit_synthesis(act: np.ndarray,  # (T, M) IL actions at each bar, time order
     if cfg.rollout_steps > 0 and cfg.target != "logret": raise ValueError("the rollout loss needs target='logret'")
     A = np.asarray(act, dtype=np.float32)
     y = np.asarray(target, dtype=np.float64)
-    if A.ndim != 2 or len(A) != len(y): raise ValueError(f"act must be (T, M) and target (T,), got {A.shape} and {y.shape}")
+    if A.ndim != 2 or len(A) != len(y):
+        raise ValueError(f"act must be (T, M) and target (T,), got {A.shape} and {y.shape}")
     if not (np.isfinite(A).all() and np.isfinite(y).all()): raise ValueError("act and target must be finite")
     val = split_tail(len(A), cfg.val_frac)
     if (~val).sum() < 2: raise ValueError(f"too few training rows ({int((~val).sum())}) for the synthesis net")
@@ -76,44 +77,27 @@ def fit_synthesis(act: np.ndarray,  # (T, M) IL actions at each bar, time order
         net = SynthesisNet(A.shape[1], cfg)
     net.scale.fill_(scale)
     gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-    hist: dict = {"seed": seed, "n_train": len(At), "n_val": len(Av), "scale": scale, "train_loss": [], "val_loss": [],
-                  "rollout_loss": []}
     use_roll = cfg.rollout_steps > 0
     if use_roll:
         roll_train = torch.from_numpy(np.flatnonzero(~val[rollout.row]))  # rollouts that start in the training part
         if len(roll_train) == 0: raise ValueError("no rollout start lies in the training part of the hold-out segment")
-    best, best_loss, since, t0 = copy.deepcopy(net.state_dict()), float("inf"), 0, time.perf_counter()
-    for epoch in range(cfg.max_epochs):
-        net.train()
-        tot, rtot = 0.0, 0.0
-        for idx in torch.randperm(len(At), generator=gen).split(cfg.batch_size):
-            loss = ((net(At[idx])[0] / scale - yt[idx]) ** 2).mean()  # MSE in units of the target's std
-            if use_roll:
-                pick = roll_train[torch.randint(len(roll_train), (min(cfg.batch_size, len(roll_train)),), generator=gen)]
-                rl = rollout_loss(net, rollout, pick, cfg.rollout_steps, scale)
-                loss = loss + rl
-                rtot += rl.item() * len(idx)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            tot += loss.item() * len(idx)
-        net.eval()
-        with torch.no_grad():
-            vloss = ((net(Av)[0] / scale - yv) ** 2).mean().item() if len(Av) else tot / len(At)
-        hist["train_loss"].append(tot / len(At))
-        hist["val_loss"].append(vloss)
-        hist["rollout_loss"].append(rtot / len(At))
-        if vloss < best_loss - 1e-7: best, best_loss, since = copy.deepcopy(net.state_dict()), vloss, 0
-        else: since += 1
-        if since >= cfg.patience: break
-    net.load_state_dict(best)
-    net.eval()
-    hist.update(epochs=len(hist["val_loss"]), best_epoch=int(np.argmin(hist["val_loss"])) + 1, best_val_loss=best_loss,
-                seconds=time.perf_counter() - t0)
+
+    def batch_loss(idx: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        loss = ((net(At[idx])[0] / scale - yt[idx]) ** 2).mean()  # MSE in units of the target's std
+        if not use_roll: return loss, {"rollout_loss": 0.0}
+        # drawn from `gen` after the epoch's minibatch order, one draw per minibatch
+        pick = roll_train[torch.randint(len(roll_train), (min(cfg.batch_size, len(roll_train)),), generator=gen)]
+        rl = rollout_loss(net, rollout, pick, cfg.rollout_steps, scale)
+        return loss + rl, {"rollout_loss": rl.item()}
+
+    val_loss = (lambda: ((net(Av)[0] / scale - yv) ** 2).mean().item()) if len(Av) else None
+    hist: dict = {"seed": seed, "n_train": len(At), "n_val": len(Av), "scale": scale}
+    t0 = time.perf_counter()
+    hist.update(fit_early_stopping(net, batch_loss, val_loss, len(At), cfg, gen, extras=("rollout_loss",)))
+    hist["seconds"] = time.perf_counter() - t0
     get_logger("ilmarket.synthesis").info(
         f"synthesis net: {len(At)}+{len(Av)} rows, {hist['epochs']} epochs (best {hist['best_epoch']}), "
-        f"val MSE {best_loss:.4f} (in target std units), {hist['seconds']:.1f}s")
+        f"val MSE {hist['best_val_loss']:.4f} (in target std units), {hist['seconds']:.1f}s")
     return net, hist
 
 # %% ../nbs/06_synthesis.ipynb #7dcbf518
@@ -326,16 +310,6 @@ def load_or_fit_synthesis(cfg: Config,  # run config
     art = SynthArtifacts(net, resid, fit, hist, digest, data.index)
     save_synthesis(art, cfg.synthesis, path)
     return art
-
-# %% ../nbs/06_synthesis.ipynb #b1f890a6
-def abs_autocorr(x: np.ndarray,  # (T,) series
-                 lags: list[int],  # lags in bars
-                ) -> list[float]:
-    "Autocorrelation of |x| at the given lags."
-    a = np.abs(np.asarray(x, dtype=np.float64))
-    a = a - a.mean()
-    den = float((a * a).sum())
-    return [float((a[l:] * a[:-l]).sum() / den) if den > 0 and l < len(a) else float("nan") for l in lags]
 
 # %% ../nbs/06_synthesis.ipynb #12b60100
 def action_response(net: SynthesisNet,  # trained net
