@@ -59,16 +59,16 @@ class LoopMarket:
         self.sim, self.envs = sim, envs
         self.m = sim.n_agents
         self.members = [sim.ensemble.member(i) for i in range(self.m)]  # the same weights, one ILAgent each
-        self.synth, self.scaler = sim.synth, sim.scaler
+        self.synth, self.scaler = sim.former.net, sim.scaler
         self.fee, self.il_capital = sim.fee, sim.il_capital
         self.streams = [sim.stream.select(torch.tensor([e])) for e in envs]
         self.px = [float(sim.px[e]) for e in envs]
         self.cash = [sim.cash[e].tolist() for e in envs]
         self.shares = [sim.shares[e].tolist() for e in envs]
         self.il_act = [sim.il_act[e].tolist() for e in envs]
-        self.noise = [sim.noise[e].tolist() for e in envs]
-        self.hvol = [sim.hist_volume[e].tolist() for e in envs]
-        self.hsess = [sim.hist_session[e].tolist() for e in envs]
+        self.noise = [sim.ep.noise[e].tolist() for e in envs]
+        self.hvol = [sim.ep.volume[e].tolist() for e in envs]
+        self.hsess = [sim.ep.new_session[e].tolist() for e in envs]
         self.c0 = [float(sim.c0[e]) for e in envs]
         self.values = [sim.values[:, e].tolist() for e in envs]
         self.k = sim.k
@@ -136,14 +136,14 @@ def check_loop_equal(n: int = 4, steps: int = 3) -> float:
 # ---- roofline
 def step_flops(sim) -> int:
     "FLOPs of one env-step in the networks: 2 per weight element of the IL ensemble and the synthesis net (biases, activations ignored)."
-    return 2 * sum(int(p.numel()) for mod in (sim.ensemble, sim.synth) for p in mod.parameters() if p.dim() >= 2)
+    return 2 * sum(int(p.numel()) for mod in (sim.ensemble, sim.former.net) for p in mod.parameters() if p.dim() >= 2)
 
 
 def matmul_chain(sim, n: int):
     "A function running, as bare matmuls into preallocated outputs, every weight product of one step for `n` envs."
     import torch
     ops = []
-    for p in list(sim.ensemble.parameters()) + list(sim.synth.parameters()):
+    for p in list(sim.ensemble.parameters()) + list(sim.former.net.parameters()):
         if p.dim() == 3:  # (M, in, out) stacked ensemble layer
             m_, i_, o_ = p.shape
             x, out = torch.randn(m_, n, i_), torch.empty(m_, n, o_)
@@ -248,7 +248,7 @@ def run(ns: tuple[int, ...], block: int, repeats: int, n_loop: int, loop_steps: 
     except Exception as e:  # a mismatch of internals is reported, not hidden
         notes.append(f"the loop baseline could not be checked against MarketSim ({type(e).__name__}: {e})")
     notes.append(f"paper-mode simulator (impact='synthesis'): M = {sim.n_agents} IL agents (F → {cfg.il.hidden} → 1), "
-                 f"synthesis net {type(sim.synth).__name__}, FeatureStream, matching engine; networks freshly initialised "
+                 f"synthesis net {type(sim.former.net).__name__}, FeatureStream, matching engine; networks freshly initialised "
                  "at the paper's sizes (speed does not depend on the weights' values); torch threads "
                  f"{torch.get_num_threads()} for every variant")
     notes.append(f"one env-step = {flops:,} network FLOPs (2 per weight element of the IL ensemble and the synthesis net; "

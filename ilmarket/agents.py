@@ -16,8 +16,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .core import (Config, ILConfig, SynthesisConfig, artifact_path, get_logger, load_matching, load_torch, save_torch)
-from .data import bar_minutes, bars_fingerprint, default_bars
+from .core import Config, ILConfig, SynthesisConfig, get_logger, load_torch, save_torch
+from .data import bar_minutes, bars_fingerprint
 from .features import FEATURES, MinMaxScaler, compute_features
 from .labels import label_segments
 from .portfolio import compute_metrics, simulate_fractions
@@ -26,8 +26,8 @@ from .segments import extrema_fingerprint, make_segments, resolve_extrema, role_
 # %% auto #0
 __all__ = ['BatchLoss', 'PAPER_TABLE3', 'PAPER_TABLE4', 'ILAgent', 'fit_early_stopping', 'split_tail', 'label_agreement',
            'fit_il_agent', 'ILEnsemble', 'ILArtifacts', 'save_il', 'load_il', 'ILData', 'make_il_data',
-           'fit_il_ensemble', 'il_digest', 'load_or_fit_il', 'evaluate_traders', 'with_paper', 'plot_il_pnl',
-           'plot_il_actions', 'describe_diversity']
+           'fit_il_ensemble', 'il_digest', 'evaluate_traders', 'with_paper', 'plot_il_pnl', 'plot_il_actions',
+           'describe_diversity']
 
 # %% ../nbs/05_il_ensemble.ipynb #513f4cb7
 class ILAgent(nn.Module):
@@ -262,10 +262,12 @@ class ILData:
 
 def make_il_data(bars: pd.DataFrame,  # bars frame (see `ilmarket.data`)
                  cfg: Config,  # features, segments, labels and il sections are used
+                 feats: pd.DataFrame | None = None,  # (T, F) features of `bars` already computed; None → computed here
+                 segs: pd.DataFrame | None = None,  # `make_segments(bars, cfg)` already made; None → made here
                 ) -> ILData:
     "Features, IL segments, labels and the scaler fitted on the IL training rows."
-    feats = compute_features(bars, cfg.features)[FEATURES]
-    segs = make_segments(bars, cfg)
+    feats = compute_features(bars, cfg.features)[FEATURES] if feats is None else feats
+    segs = make_segments(bars, cfg) if segs is None else segs
     il = role_segments(segs, "il").reset_index(drop=True)
     if len(il) == 0: raise ValueError("no segment has role 'il': the data covers none of the IL segments")
     labels = label_segments(bars, il, cfg.labels.theta)
@@ -300,26 +302,15 @@ def fit_il_ensemble(data: ILData,  # from `make_il_data`
                             name="IL baseline (union)")
     return ILEnsemble.from_agents(agents).eval(), base.eval(), hists + [hb]
 
-def il_digest(cfg: Config, bars: pd.DataFrame) -> str:
+def il_digest(cfg: Config,  # run config
+              bars: pd.DataFrame,  # the bars it is trained on
+              segs: pd.DataFrame | None = None,  # `make_segments(bars, cfg)` (its attrs name the extrema); None → resolved here
+             ) -> str:
     "Identity of a trained ensemble: its config sections, seed and data, and the extrema its segments use."
-    ext, _ = resolve_extrema(bars, cfg.segments, cfg.data.min_segment_coverage)  # an edited segments.csv retrains
+    if segs is not None and "extrema_fingerprint" in segs.attrs: fp = segs.attrs["extrema_fingerprint"]
+    else: fp = extrema_fingerprint(resolve_extrema(bars, cfg.segments, cfg.data.min_segment_coverage)[0])
     return (f"{cfg.digest('features', 'segments', 'labels', 'il')}-c{cfg.data.min_segment_coverage:g}"
-            f"-x{extrema_fingerprint(ext)}-s{cfg.seed}-{bars_fingerprint(bars)}")
-
-def load_or_fit_il(cfg: Config,  # run config
-                   bars: pd.DataFrame | None = None,  # None → `default_bars(cfg)`
-                   refit: bool = False,  # train even when a matching file exists
-                  ) -> ILArtifacts:
-    "The IL ensemble of this config and data: loaded from `artifacts/il_ensemble.pt` if it matches, else trained and saved."
-    bars = default_bars(cfg) if bars is None else bars
-    digest, path = il_digest(cfg, bars), artifact_path(cfg, "il_ensemble.pt")
-    art = None if refit else load_matching(path, digest, load_il, "IL ensemble")
-    if art is not None: return art
-    data = make_il_data(bars, cfg)
-    ens, base, hists = fit_il_ensemble(data, cfg)
-    art = ILArtifacts(ens, base, data.scaler, hists, data.segments, digest, cfg.to_dict())
-    save_il(art, path)
-    return art
+            f"-x{fp}-s{cfg.seed}-{bars_fingerprint(bars)}")
 
 # %% ../nbs/05_il_ensemble.ipynb #fc0d5faa
 PAPER_TABLE3 = pd.DataFrame({  # the paper's Table 3 as printed (returns as fractions)

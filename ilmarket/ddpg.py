@@ -17,14 +17,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .core import (Config, DamagedFile, artifact_path, get_logger, hash_path, label_source, load_torch,
-                           save_torch, set_aside)
+from .core import Config, DamagedFile, get_logger, hash_path, label_source, load_torch, save_torch, set_aside
+from .portfolio import apply_fractions
 
 # %% auto #0
 __all__ = ['CKPT_FORMAT', 'HISTORY_COLUMNS', 'ToyMarket', 'make_mlp', 'mlp_forward', 'mlp_activations', 'mlp_backward', 'Actor',
            'Critic', 'ReplayBuffer', 'DDPG', 'CheckpointMismatch', 'load_checkpoint', 'prev_checkpoint_path',
            'load_latest_good', 'load_actor', 'train_ddpg', 'Policy', 'ActorPolicy', 'FinalRL', 'RLBaseline',
-           'ILBaseline', 'LongOnly', 'rl_run_key', 'load_or_train_rl', 'load_policies', 'plot_training_curves']
+           'ILBaseline', 'LongOnly', 'rl_run_key', 'plot_training_curves']
 
 # %% ../nbs/08_ddpg.ipynb #59ee0cae
 class ToyMarket:
@@ -71,13 +71,9 @@ class ToyMarket:
         return self._obs()
 
     def step(self, act: Tensor) -> tuple[Tensor, Tensor, Tensor, dict[str, Tensor]]:
-        "Trade the fractions `act` (N,) at the current price, move the price one bar, auto-reset finished episodes."
+        "Trade the fractions `act` (N,) at the current price (`apply_fractions`), move the price one bar, auto-reset."
         s = self._state
-        a = act.detach().to(torch.float64).clamp(-1, 1)
-        buy, sell = a.clamp(min=0) * s["cash"], (-a).clamp(min=0) * s["shares"]
-        bought = buy / (s["px"] * (1 + self.fee))
-        cash = s["cash"] - buy + sell * s["px"] * (1 - self.fee)
-        shares = s["shares"] + bought - sell
+        cash, shares, _ = apply_fractions(s["cash"], s["shares"], act.detach().to(torch.float64), s["px"], self.fee)
         r = (torch.where(s["up"], self.drift, -self.drift) + self.vol * torch.randn(self.n_envs, generator=self.rng, dtype=torch.float64))
         px = s["px"] * torch.exp(r)
         value = cash + shares * px
@@ -89,7 +85,7 @@ class ToyMarket:
                            rets=torch.cat([s["rets"][:, 1:], r.float()[:, None]], 1), vhist=s["vhist"].scatter(1, slot, value[:, None]))
         final_obs = self._obs()
         done = t >= self.horizon
-        info = dict(price=px, cash=cash, shares=shares, value=value, filled=bought - sell, final_obs=final_obs)
+        info = dict(price=px, cash=cash, shares=shares, value=value, filled=shares - s["shares"], final_obs=final_obs)
         if bool(done.any()):
             fresh = self._fresh(self.n_envs)
             self._state = {k: torch.where(done.view(-1, *[1] * (v.dim() - 1)), fresh[k], v) for k, v in self._state.items()}
@@ -562,49 +558,6 @@ def rl_run_key(cfg: Config, il: Any, synth: Any | None) -> str:
     "Identity of what an RL agent's environment is built from: IL and synthesis digests, sim and feature config."
     return "|".join([getattr(il, "digest", ""), getattr(synth, "digest", "") if synth is not None else "static",
                      cfg.digest("sim", "features", "data")])
-
-def load_or_train_rl(cfg: Config,  # run config
-                     impact: str | None | bool = True,  # True → cfg.sim.impact (Final RL); None → static replay (RL baseline)
-                     bars: pd.DataFrame | None = None,  # None → default_bars(cfg)
-                     seed: int | None = None,  # None → cfg.seed
-                     il: Any = None,  # ILArtifacts; None → load_or_fit_il(cfg, bars)
-                     synth: Any = None,  # SynthArtifacts; None → load_or_fit_synthesis(cfg, bars) when impact is not None
-                     progress: bool = True,
-                    ) -> tuple[Actor, pd.DataFrame]:
-    "A DDPG actor trained in the simulator (or on static replay), resumed or loaded from its checkpoint when present."
-    from ilmarket.agents import load_or_fit_il
-    from ilmarket.data import default_bars
-    from ilmarket.market import make_sim
-    bars = default_bars(cfg) if bars is None else bars
-    seed = cfg.seed if seed is None else int(seed)
-    mode = cfg.sim.impact if impact is True else impact
-    il = load_or_fit_il(cfg, bars) if il is None else il
-    if mode is not None and synth is None:
-        from ilmarket.synthesis import load_or_fit_synthesis
-        synth = load_or_fit_synthesis(cfg, bars)
-    sim = make_sim(cfg, bars, impact=mode, il=il, synth=synth if mode is not None else None)
-    path = artifact_path(cfg, f"ddpg_{mode or 'static'}_seed{seed}.pt")
-    key = rl_run_key(cfg, il, synth if mode is not None else None)
-    try:
-        return train_ddpg(sim, cfg, seed, checkpoint_path=path, progress=progress, run_key=key)
-    except CheckpointMismatch as e:
-        get_logger("ilmarket.ddpg").info(f"retraining: {e}")
-        return train_ddpg(sim, cfg, seed, checkpoint_path=path, resume=False, progress=progress, run_key=key)
-
-def load_policies(cfg: Config,  # run config
-                  bars: pd.DataFrame | None = None,  # None → default_bars(cfg)
-                  seed: int | None = None,  # seed of the two RL agents; None → cfg.seed
-                  progress: bool = True,
-                 ) -> dict[str, Policy]:
-    "The paper's four strategies, keyed by their Table 1 names (trains or loads the RL agents)."
-    from ilmarket.agents import load_or_fit_il
-    from ilmarket.data import default_bars
-    bars = default_bars(cfg) if bars is None else bars
-    il = load_or_fit_il(cfg, bars)
-    final, _ = load_or_train_rl(cfg, True, bars, seed, il=il, progress=progress)
-    base, _ = load_or_train_rl(cfg, None, bars, seed, il=il, progress=progress)
-    return {"Final RL": FinalRL(final), "Long-Only": LongOnly(), "RL Baseline": RLBaseline(base),
-            "IL Baseline": ILBaseline(il.baseline)}
 
 # %% ../nbs/08_ddpg.ipynb #08027458
 def plot_training_curves(hists: dict[str, pd.DataFrame],  # agent name → history of `train_ddpg`

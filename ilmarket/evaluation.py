@@ -18,16 +18,18 @@ import torch
 
 from .core import (Config, atomic_write, get_config, configure_logging, seed_everything, get_logger, label_source, out_dir as run_out_dir, save_fig,
                            save_table, to_markdown, update_manifest)
-from .market import make_market_data, sqrt_impact
+from .ddpg import FinalRL, ILBaseline, LongOnly
+from .features import FEATURES, compute_features
+from .market import Episode, Orders, Replay, SqrtImpact, make_market_data, own_impact, pay_own_impact
 from .portfolio import apply_fractions, compute_metrics
-from .segments import segment_slices
+from .segments import role_segments, segment_slices
 
 # %% auto #0
 __all__ = ['METRICS', 'STRATEGIES', 'PAPER_TABLE1', 'PAPER_TABLE2', 'PAPER_CASES', 'PCT', 'STYLE', 'REPORT_TITLES', 'BacktestSet',
-           'make_backtest_set', 'simulate_many', 'simulate_backtests', 'run_metrics', 'evaluate_policies',
-           'make_table1', 'make_table2', 'make_table5', 'stress_mode', 'evaluation_label', 'make_ablation_table',
-           'plot_risk_return', 'pick_case', 'plot_backtest', 'check_claims', 'make_report', 'write_report',
-           'earlier_tables', 'load_backtest_set', 'run_evaluation']
+           'make_backtest_set', 'backtest_episode', 'simulate_many', 'simulate_backtests', 'run_metrics',
+           'evaluate_policies', 'make_table1', 'make_table2', 'make_table5', 'stress_mode', 'evaluation_label',
+           'make_ablation_table', 'plot_risk_return', 'pick_case', 'plot_backtest', 'check_claims', 'make_report',
+           'write_report', 'earlier_tables', 'load_backtest_set', 'run_evaluation']
 
 # %% ../nbs/09_evaluation.ipynb #48f24252
 @dataclass(frozen=True)
@@ -76,39 +78,47 @@ def make_backtest_set(bars: pd.DataFrame,  # bars frame with `attrs["freq"]`
                        index=tuple(bars.index[p] for p in pos), bar_minutes=int(bar_minutes))
 
 # %% ../nbs/09_evaluation.ipynb #e3da3706
+def backtest_episode(bt: BacktestSet,  # the backtest segments
+                     reps: int = 1,  # copies of the N segments stacked as rows (policies × settings)
+                    ) -> Episode:
+    "The backtests as one episode of a price former: step t forms close t+1, with bar t's σ and V."
+    nxt = torch.cat([bt.px[:, 1:], bt.px[:, -1:]], 1).repeat(reps, 1)  # (R, T): the last close repeats
+    zero = torch.zeros_like(nxt)  # bar volumes and noise are not used: a replay forms closes only
+    return Episode(open=nxt, high=nxt, low=nxt, close=nxt, volume=zero, new_session=zero.bool(),
+                   sigma=bt.sigma.repeat(reps, 1), vbar=bt.volume.repeat(reps, 1), noise=zero)
+
 @torch.no_grad()
 def simulate_many(policies: Sequence[Any],  # P policies, each with `act(obs (n, F+2) float32) -> (n,)`
                   bt: BacktestSet,  # the backtest segments (N of them)
-                  impact_ys: Sequence[float | None] = (None,),  # K settings: Y of the square-root law, None = static replay
+                  impact_ys: Sequence[float | None] = (None,),  # K settings: Y of the square-root law; None static
                   cash0: float | Sequence[float] = 1e6,  # initial cash C0, one for all or one per setting
                   fee: float = 0.005,  # fee on traded notional
                   halflife: float | None = None,  # decay of the impact in bars; None = permanent
                  ) -> dict[str, np.ndarray]:
-    "Every policy under every impact setting on every segment in one pass; (P, K, N, T) arrays of px, act, cash, shares, value, traded."
+    "All policies × impact settings × segments in one pass: (P, K, N, T) px, act, cash, shares, value, traded."
     (N, T), P, K = bt.px.shape, len(policies), len(impact_ys)
     R, dt = P * K * N, torch.float64  # rows ordered (policy, setting, segment)
     per_setting = lambda v: torch.tensor(v, dtype=dt).repeat_interleave(N).repeat(P)  # (K,) → (R,)
-    y = per_setting([0.0 if v is None else float(v) for v in impact_ys])
     c0 = per_setting([float(cash0)] * K if np.isscalar(cash0) else [float(c) for c in cash0])
     if len(c0) != R: raise ValueError(f"cash0 needs one value or one per impact setting ({K}), got {len(cash0)}")
-    sigma, volume, hist, mask = (x.repeat(P * K, 1) for x in (bt.sigma, bt.volume, bt.px, bt.mask))  # (R, T)
-    cash, shares, logimp = c0.clone(), torch.zeros(R, dtype=dt), torch.zeros(R, dtype=dt)
-    decay = 1.0 if halflife is None else 0.5 ** (1.0 / halflife)
-    rec = {k: torch.zeros(T, R, dtype=dt) for k in ["px", "act", "cash", "shares", "value", "traded"]}
-    act = torch.zeros(R, dtype=dt)
+    former = SqrtImpact(Replay(), per_setting([0.0 if v is None else float(v) for v in impact_ys]), halflife)
+    former.reset(backtest_episode(bt, P * K))  # Y = 0 on the static rows: exactly the replay
+    mask = bt.mask.repeat(P * K, 1)
+    px, cash, shares, act = bt.px[:, 0].repeat(P * K), c0.clone(), torch.zeros(R, dtype=dt), torch.zeros(R, dtype=dt)
+    rec = {k: torch.zeros(T, R, dtype=dt) for k in ["px", "act", "cash", "shares", "value", "traded"]}  # px: fill price
     for t in range(T):
-        px = hist[:, t] * torch.exp(logimp)
         obs = torch.cat([bt.feats[:, t].repeat(P * K, 1), torch.stack([cash / c0, shares * px / c0], 1).float()], 1)
         for p, pol in enumerate(policies):  # one call per policy on all its (setting, segment) rows
-            act[p * K * N:(p + 1) * K * N] = torch.as_tensor(pol.act(obs[p * K * N:(p + 1) * K * N])).reshape(K * N).to(dt)
+            rows = slice(p * K * N, (p + 1) * K * N)
+            act[rows] = torch.as_tensor(pol.act(obs[rows])).reshape(K * N).to(dt)
         a = torch.where(mask[:, t], act.clamp(-1.0, 1.0), 0.0)
-        q = a.clamp(min=0) * cash / ((1.0 + fee) * px) - (-a).clamp(min=0) * shares  # signed shares ordered
-        move = sqrt_impact(q, sigma[:, t], volume[:, t], 1.0) * y  # exactly 0 under static replay
-        fill = px * torch.exp(move)
-        logimp = logimp * decay + move
-        cash, shares, traded = apply_fractions(cash, shares, a, fill, fee)
-        for k, v in (("px", fill), ("act", a), ("cash", cash), ("shares", shares), ("value", cash + shares * fill), ("traded", traded)):
+        new_cash, new_shares, traded = apply_fractions(cash, shares, a, px, fee)  # filled at p_t …
+        orders = Orders(t, px, a, new_shares - shares)
+        cash, shares = pay_own_impact(cash, shares, new_cash, new_shares, own_impact(former, orders))  # … paying its own impact
+        for k, v in zip(rec, (px, a, cash, shares, cash + shares * px, traded)):
             rec[k][t] = v
+        ref, ret = former.move(orders)  # the impact of the fill shows from the next close on
+        px = ref * torch.exp(ret)
     return {k: v.T.reshape(P, K, N, T).numpy() for k, v in rec.items()}
 
 def simulate_backtests(policy: Any,  # anything with `act(obs (N, F+2) float32) -> (N,)`
@@ -409,7 +419,8 @@ def make_report(cfg: Config,  # the run's config
                ) -> str:
     "The Markdown text of REPORT.md."
     n_bt = int((segs["role"] == "backtest").sum()) if "role" in segs else 0
-    lines = [f"# Reproduction report ({cfg.profile} profile, seed {cfg.seed})", "",
+    seeds = f"seed {cfg.seed}" if cfg.eval.n_seeds == 1 else f"seeds {cfg.seed}–{cfg.seed + cfg.eval.n_seeds - 1}"
+    lines = [f"# Reproduction report ({cfg.profile} profile, {seeds})", "",
              "Every number below was computed by this run; the paper's value stands beside it. "
              "Returns and drawdowns in percent; volatility and Sharpe ratio of one-bar returns (not annualised) "
              "unless labelled annualised. Mean ± std over seeds (std blank with one seed).", "",
@@ -461,41 +472,40 @@ def load_backtest_set(cfg: Config,  # run config
                       bars: pd.DataFrame,  # the run's bars
                       segs: pd.DataFrame,  # `make_segments(bars, cfg)`
                       scaler: Any,  # the IL ensemble's fitted `MinMaxScaler`
+                      feats: pd.DataFrame | None = None,  # (T, F) features of `bars` already computed; None → computed here
                      ) -> BacktestSet:
     "The run's backtest segments with scaled features and the simulator's impact inputs."
-    from ilmarket.features import compute_features
-    from ilmarket.segments import role_segments
-    feats = scaler.transform(compute_features(bars, cfg.features).to_numpy(np.float64))
+    feats = compute_features(bars, cfg.features)[FEATURES] if feats is None else feats
+    scaled = scaler.transform(feats.to_numpy(np.float64))
     md = make_market_data(bars, None, warmup=1, horizon=1, vol_window=cfg.sim.vol_window)
-    return make_backtest_set(bars, role_segments(segs, "backtest"), feats, md.sigma.numpy(), md.vbar.numpy())
+    return make_backtest_set(bars, role_segments(segs, "backtest"), scaled, md.sigma.numpy(), md.vbar.numpy())
 
 def run_evaluation(cfg: Config,  # run config (`eval.n_seeds` seeds from `cfg.seed`)
-                   bars: pd.DataFrame,  # the run's bars
                    bt: BacktestSet,  # `load_backtest_set`
-                   il: Any,  # ILArtifacts
-                   synth: Any,  # SynthArtifacts
-                   ablation: Sequence[str | None] = ("synthesis", "sqrt", None),  # training impacts of the ablation
+                   actors: Mapping[tuple[str, int], Any],  # (training impact, seed) → trained DDPG actor, for every seed
+                   il: Any,  # ILArtifacts (its baseline is the IL Baseline strategy)
+                   ablation: Sequence[str] = ("synthesis", "sqrt", "static"),  # training impacts of the ablation
                    stress: float = 100.0,  # capital multiple of the extra impact-aware evaluation
                   ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, dict[str, np.ndarray]]]:
     "Backtest rows of the four strategies (both modes, all seeds), ablation rows, and the first seed's static paths."
-    from ilmarket.ddpg import FinalRL, ILBaseline, LongOnly, load_or_train_rl
     log = get_logger("ilmarket.evaluation")
     ev = cfg.eval
-    if cfg.sim.impact is None: raise ValueError("cfg.sim.impact is None: the Final RL agent is the one trained in the interactive simulator")
+    if cfg.sim.impact == "static": raise ValueError("cfg.sim.impact is 'static': the Final RL agent is the one trained in the interactive simulator")
     if ev.eval_impact != "sqrt": raise ValueError(f"eval.eval_impact {ev.eval_impact!r}: only 'sqrt' is implemented for the impact-aware replay")
+    impacts = list(dict.fromkeys([cfg.sim.impact, "static", *ablation]))
+    seeds = [cfg.seed + k for k in range(ev.n_seeds)]
+    missing = [(i, s) for s in seeds for i in impacts if (i, s) not in actors]
+    if missing: raise ValueError(f"run_evaluation needs a trained actor for every (impact, seed); missing {missing}")
     runs, abl, first_paths = [], [], {}
-    impacts = list(dict.fromkeys([cfg.sim.impact, None, *ablation]))  # each DDPG variant trained (or loaded) once
-    for k in range(ev.n_seeds):
-        s = cfg.seed + k
-        ddpg = {f"DDPG[{imp or 'static'}]": FinalRL(load_or_train_rl(cfg, imp, bars, s, il=il, synth=synth, progress=False)[0])
-                for imp in impacts}
+    for k, s in enumerate(seeds):
+        ddpg = {f"DDPG[{imp}]": FinalRL(actors[(imp, s)]) for imp in impacts}
         pols = {**ddpg, "Long-Only": LongOnly(), "IL Baseline": ILBaseline(il.baseline)}
         settings = (("static", None, 1.0), ("impact", cfg.sim.sqrt_y, 1.0), (stress_mode(stress), cfg.sim.sqrt_y, stress))
         r, paths = evaluate_policies(pols, bt, ev.initial_cash, ev.fee, settings, cfg.sim.sqrt_halflife, seed=s)
-        names = {f"DDPG[{cfg.sim.impact or 'static'}]": "Final RL", "DDPG[static]": "RL Baseline", "Long-Only": "Long-Only",
+        names = {f"DDPG[{cfg.sim.impact}]": "Final RL", "DDPG[static]": "RL Baseline", "Long-Only": "Long-Only",
                  "IL Baseline": "IL Baseline"}
         runs.append(r[r["strategy"].isin(names)].assign(strategy=lambda d: d["strategy"].map(names)))
-        a = r[r["strategy"].isin([f"DDPG[{imp or 'static'}]" for imp in ablation])]
+        a = r[r["strategy"].isin([f"DDPG[{imp}]" for imp in ablation])]
         abl.append(a.assign(strategy=a["strategy"].str.slice(5, -1)).rename(columns={"strategy": "train_impact"}))
         if k == 0: first_paths = {names[n]: v for n, v in paths["static"].items() if n in names}
         log.info(f"seed {s}: {len(bt.segs)} backtests × {len(pols)} policies evaluated (static and impact-aware)")

@@ -28,9 +28,10 @@ if TYPE_CHECKING:  # the trained stages are inputs here, never trained or loaded
 
 # %% auto #0
 __all__ = ['SIM_STATE', 'match_orders', 'bootstrap_noise', 'sqrt_impact', 'MarketData', 'make_market_data', 'check_actions',
-           'execute_orders', 'Episode', 'episode_window', 'Orders', 'PriceFormer', 'SynthesisPrice', 'Replay',
-           'SqrtImpact', 'make_price_former', 'FeatureStreamLike', 'stacked_mlp', 'warm_up', 'initial_holdings',
-           'check_anchors', 'MarketSim', 'sim_state', 'load_sim_state', 'MarketEnv', 'MarketVecEnv', 'make_sim', 'play']
+           'execute_orders', 'pay_own_impact', 'Episode', 'episode_window', 'Orders', 'PriceFormer', 'SynthesisPrice',
+           'Replay', 'SqrtImpact', 'own_impact', 'make_price_former', 'FeatureStreamLike', 'stacked_mlp', 'warm_up',
+           'initial_holdings', 'check_anchors', 'MarketSim', 'sim_state', 'load_sim_state', 'MarketEnv', 'MarketVecEnv',
+           'make_sim', 'play']
 
 # %% ../nbs/07_simulator.ipynb #bf160690
 def match_orders(cash: torch.Tensor,  # (N, P) cash of the P participants in N markets
@@ -171,6 +172,15 @@ def execute_orders(cash: torch.Tensor,  # (N, P) cash of the participants; the t
     cash, shares, fills, _ = match_orders(cash, shares, torch.cat([il_act, act.unsqueeze(1)], 1), px, fee)
     return cash, shares, fills[:, -1], fills[:, -1].abs() * px
 
+# %% ../nbs/07_simulator.ipynb #843d31f1
+def pay_own_impact(cash0: torch.Tensor, shares0: torch.Tensor,  # (N,) the agent's holdings before the fill
+                   cash1: torch.Tensor, shares1: torch.Tensor,  # (N,) after the fill at p_t
+                   premium: torch.Tensor,  # (N,) log premium Δ of its own order (sign of the order; 0: none)
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    "(cash, shares) after the fill, repriced at p_t·e^Δ: a buy gets e^−Δ of its shares, a sell e^Δ of its cash."
+    got_shares, got_cash = (shares1 - shares0).clamp(min=0.0), (cash1 - cash0).clamp(min=0.0)
+    return cash1 - got_cash * (1.0 - torch.exp(premium.clamp(max=0.0))), shares1 - got_shares * (1.0 - torch.exp(-premium.clamp(min=0.0)))
+
 # %% ../nbs/07_simulator.ipynb #fccfb725
 @dataclass
 class Episode:
@@ -219,6 +229,8 @@ class PriceFormer(Protocol):
         "(ref, ret), each (N,): the next close is ref · exp(ret)."
     def bar(self, o: Orders, close: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         "The new bar's open, high, low and volume, each (N,)."
+    def cost(self, o: Orders) -> torch.Tensor:
+        "(N,) log premium the agent's own fill pays over p_t: its order's own impact (0 when the former has none)."
     def get_state(self) -> dict[str, torch.Tensor]: ...
     def set_state(self, state: dict[str, torch.Tensor]) -> None: ...
 
@@ -250,6 +262,7 @@ class SynthesisPrice:
         "Open p_t, high/low from open and close, historical volume plus the agent's fill."
         return o.px, torch.maximum(o.px, close), torch.minimum(o.px, close), self.ep.volume[:, o.k] + o.filled.abs()
 
+    def cost(self, o: Orders) -> torch.Tensor: return torch.zeros_like(o.px)
     def get_state(self) -> dict[str, torch.Tensor]: return {}
     def set_state(self, state: dict[str, torch.Tensor]) -> None: pass
 
@@ -271,6 +284,7 @@ class Replay:
         s = close / self.ep.close[:, o.k]
         return self.ep.open[:, o.k] * s, self.ep.high[:, o.k] * s, self.ep.low[:, o.k] * s, self.ep.volume[:, o.k]
 
+    def cost(self, o: Orders) -> torch.Tensor: return torch.zeros_like(o.px)
     def get_state(self) -> dict[str, torch.Tensor]: return {}
     def set_state(self, state: dict[str, torch.Tensor]) -> None: pass
 
@@ -304,11 +318,23 @@ class SqrtImpact:
     def bar(self, o: Orders, close: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         return self.base.bar(o, close)
 
+    def cost(self, o: Orders) -> torch.Tensor:
+        "The fill pays its own order's impact: sign(Q) Y σ √(|Q|/V) of this bar's filled shares."
+        return self.base.cost(o) + sqrt_impact(o.filled, self.ep.sigma[:, o.k], self.ep.vbar[:, o.k], self.y)
+
     def get_state(self) -> dict[str, torch.Tensor]: return {**self.base.get_state(), "impact_level": self.level.clone()}
 
     def set_state(self, state: dict[str, torch.Tensor]) -> None:
         self.base.set_state(state)
         self.level = state["impact_level"].clone()
+
+# %% ../nbs/07_simulator.ipynb #15b51799
+def own_impact(former: Any,  # a price former
+               o: Orders,  # the bar's filled orders
+              ) -> torch.Tensor:
+    "(N,) the log premium the agent's fill pays under `former` (`PriceFormer.cost`); 0 for a former without one."
+    cost = getattr(former, "cost", None)
+    return torch.zeros_like(o.px) if cost is None else cost(o)
 
 # %% ../nbs/07_simulator.ipynb #bf6a722b
 def make_price_former(impact: Impact,  # "synthesis", "sqrt" or "static"
@@ -490,8 +516,10 @@ class MarketSim:
         act = check_actions(act, self.n_envs)
         m, k, px = self.n_agents, self.k, self.px
         il_act = self.il_act if self.former.matched else None
+        before = self.cash[:, m].clone(), self.shares[:, m].clone()
         self.cash, self.shares, filled, traded = execute_orders(self.cash, self.shares, act, il_act, px, self.fee)
         orders = Orders(k, px, act, filled, il_act, self.c0 / self.il_capital)
+        self.cash[:, m], self.shares[:, m] = pay_own_impact(*before, self.cash[:, m], self.shares[:, m], own_impact(self.former, orders))
         ref, ret = self.former.move(orders)
         close = ref * torch.exp(ret)
         open_, high, low, vol = self.former.bar(orders, close)

@@ -15,17 +15,17 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .agents import ILArtifacts, fit_early_stopping, load_or_fit_il, split_tail
-from .core import Config, SynthesisConfig, artifact_path, get_logger, load_matching, load_torch, save_torch
-from .data import autocorr, default_bars
+from .agents import ILArtifacts, fit_early_stopping, split_tail
+from .core import Config, SynthesisConfig, get_logger, load_torch, save_torch
+from .data import autocorr
 from .features import FEATURES, FeatureStream, compute_features, ema, session_starts
 from .segments import make_segments, role_segments, segment_bars
 
 # %% auto #0
 __all__ = ['SynthesisNet', 'fit_synthesis', 'fit_quality', 'fit_linear', 'predict_linear', 'SynthData', 'next_bar_target',
            'make_synth_data', 'RolloutData', 'stream_arrays', 'make_rollout_data', 'rollout_loss', 'SynthArtifacts',
-           'synthesis_digest', 'evaluate_synthesis', 'save_synthesis', 'load_synthesis', 'load_or_fit_synthesis',
-           'action_response', 'plot_influence']
+           'synthesis_digest', 'evaluate_synthesis', 'save_synthesis', 'load_synthesis', 'action_response',
+           'plot_influence']
 
 # %% ../nbs/06_synthesis.ipynb #416b9fbc
 class SynthesisNet(nn.Module):
@@ -146,13 +146,15 @@ def next_bar_target(close: pd.Series,  # (T,) closes of consecutive bars
 def make_synth_data(bars: pd.DataFrame,  # bars frame
                     cfg: Config,  # features, segments and synthesis sections are used
                     il: ILArtifacts,  # trained IL ensemble and its scaler
+                    feats: pd.DataFrame | None = None,  # (T, F) features of `bars` already computed; None → computed here
+                    segs: pd.DataFrame | None = None,  # `make_segments(bars, cfg)` already made; None → made here
                    ) -> SynthData:
     "IL actions at each bar of the hold-out segment and the next-bar target."
-    hold = role_segments(make_segments(bars, cfg), "holdout")
+    hold = role_segments(make_segments(bars, cfg) if segs is None else segs, "holdout")
     if len(hold) == 0: raise ValueError("no segment has role 'holdout': the data covers no hold-out segment")
     seg = hold.iloc[0]
     idx = segment_bars(bars, seg).index
-    feats = compute_features(bars, cfg.features)[FEATURES].reindex(idx)
+    feats = (compute_features(bars, cfg.features)[FEATURES] if feats is None else feats).reindex(idx)
     target = next_bar_target(bars["close"], cfg.synthesis.target).reindex(idx)
     ok = np.isfinite(feats.to_numpy()).all(1) & np.isfinite(target.to_numpy())
     act, _ = il.act(feats[ok])
@@ -292,24 +294,6 @@ def load_synthesis(path: str | Path) -> SynthArtifacts:
     net.load_state_dict(d["net"])
     idx = pd.DatetimeIndex(d["index"]) if d["index"] else None
     return SynthArtifacts(net.eval(), d["residuals"].numpy(), pd.DataFrame(d["fit"]).set_index("model"), d["history"], d["digest"], idx)
-
-def load_or_fit_synthesis(cfg: Config,  # run config
-                          bars: pd.DataFrame | None = None,  # None → `default_bars(cfg)`
-                          refit: bool = False,  # train even when a matching file exists
-                         ) -> SynthArtifacts:
-    "The synthesis net of this config and data: loaded from `artifacts/synthesis.pt` if it matches, else trained."
-    bars = default_bars(cfg) if bars is None else bars
-    il = load_or_fit_il(cfg, bars)
-    digest, path = synthesis_digest(cfg, il), artifact_path(cfg, "synthesis.pt")
-    art = None if refit else load_matching(path, digest, load_synthesis, "synthesis net")
-    if art is not None: return art
-    data = make_synth_data(bars, cfg, il)
-    roll = make_rollout_data(bars, cfg, il, data.index) if cfg.synthesis.rollout_steps > 0 else None
-    net, hist = fit_synthesis(data.act, data.target, cfg.synthesis, cfg.seed, roll)
-    fit, resid = evaluate_synthesis(net, data, cfg.synthesis.val_frac)
-    art = SynthArtifacts(net, resid, fit, hist, digest, data.index)
-    save_synthesis(art, cfg.synthesis, path)
-    return art
 
 # %% ../nbs/06_synthesis.ipynb #12b60100
 def action_response(net: SynthesisNet,  # trained net

@@ -62,9 +62,15 @@ def reference_rollout(cfg, data, scaler, stream_factory, ensemble, synth, residu
             s["cash"][:, m], s["shares"][:, m] = cash_a, shares_a
             o, hi, lo, c, vol = d.open[p], d.high[p], d.low[p], d.close[p], d.volume[p]
         else:
+            before = s["cash"][:, m].clone(), s["shares"][:, m].clone()
             s["cash"], s["shares"], fills, _ = match_orders(s["cash"], s["shares"], torch.cat([s["il_act"], a.unsqueeze(1)], 1), px, fee)
             filled = fills[:, m]
             traded = filled.abs() * px
+            if impact == "sqrt":  # the agent pays its own order's impact: a buy gets e^-Δ of its shares, a sell e^Δ of its cash
+                jump = sqrt_impact(filled, d.sigma[s["t0"]], d.vbar[s["t0"]], cfg.sim.sqrt_y)
+                got_cash, got_shares = (s["cash"][:, m] - before[0]).clamp(min=0), (s["shares"][:, m] - before[1]).clamp(min=0)
+                s["cash"][:, m] = s["cash"][:, m] - got_cash * (1 - torch.exp(jump.clamp(max=0)))
+                s["shares"][:, m] = s["shares"][:, m] - got_shares * (1 - torch.exp(-jump.clamp(min=0)))
             pooled = (s["il_act"] + (c0 / cfg.il.capital / m * a).unsqueeze(1)).to(torch.float32)
             with torch.no_grad(): out = synth(pooled)[0].to(F64).reshape(-1)
             if cfg.synthesis.target == "logret": r = out + s["noise"][:, k]

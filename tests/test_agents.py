@@ -87,24 +87,25 @@ def test_synthesis_same_seed_same_weights():
     assert r.shape == (5,) and torch.allclose(w.sum(-1), torch.ones(5))
 
 
-def test_load_or_fit_caches_by_digest(tmp_path, caplog):
-    """Second call loads the file; a changed IL setting retrains; the synthesis net follows its IL ensemble."""
+def test_pipeline_caches_by_digest(tmp_path, caplog):
+    """Another pipeline on the same inputs loads the files; another IL setting writes its own files and keeps the
+    first ones; the synthesis net follows its IL ensemble."""
     import logging
-    from ilmarket.agents import load_or_fit_il
-    from ilmarket.data import default_bars
-    from ilmarket.synthesis import load_or_fit_synthesis
-    cfg = get_config("quick", out_dir=str(tmp_path), il={"max_epochs": 1}, synthesis={"max_epochs": 1})
-    bars = default_bars(cfg)
-    a1 = load_or_fit_il(cfg, bars)
+    from ilmarket.pipeline import Pipeline
+    cfg = get_config("quick", il={"max_epochs": 1}, synthesis={"max_epochs": 1})
+    p1 = Pipeline(cfg, cache=tmp_path)
+    a1, s1 = p1.il, p1.synthesis
     with caplog.at_level(logging.INFO, logger="ilmarket"):
-        a2 = load_or_fit_il(cfg, bars)
-    assert "loaded" in caplog.text and a2.digest == a1.digest
+        a2 = Pipeline(cfg, p1.bars, cache=tmp_path).il
+    assert "IL ensemble loaded" in caplog.text and a2.digest == a1.digest
     assert all(torch.equal(x, y) for x, y in zip(a1.ensemble.state_dict().values(), a2.ensemble.state_dict().values()))
-    s1 = load_or_fit_synthesis(cfg, bars)
-    cfg2 = get_config("quick", out_dir=str(tmp_path), il={"max_epochs": 1, "lr": 5e-4}, synthesis={"max_epochs": 1})
+    cfg2 = get_config("quick", il={"max_epochs": 1, "lr": 5e-4}, synthesis={"max_epochs": 1})
+    p2 = Pipeline(cfg2, p1.bars, cache=tmp_path)
+    b, s2 = p2.il, p2.synthesis
+    assert b.digest != a1.digest and s2.digest != s1.digest and s2.digest.startswith(b.digest)
+    assert len(list(tmp_path.glob("il-*.pt"))) == 2 and len(list(tmp_path.glob("synthesis-*.pt"))) == 2
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="ilmarket"):
-        b = load_or_fit_il(cfg2, bars)
-        s2 = load_or_fit_synthesis(cfg2, bars)
-    assert b.digest != a1.digest and "trained again" in caplog.text
-    assert s2.digest != s1.digest and s2.digest.startswith(b.digest)
+        again = Pipeline(cfg, p1.bars, cache=tmp_path)
+        assert again.il.digest == a1.digest and again.synthesis.digest == s1.digest  # the first run's files were kept
+    assert "trained again" not in caplog.text and "IL1/" not in caplog.text

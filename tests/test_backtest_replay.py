@@ -36,16 +36,19 @@ class Scripted:
 
 
 def reference_impact_path(px, sigma, volume, mask, acts, cash0, fee, y, halflife):
-    "A plain loop over bars: fill at p_t = p^hist_t·e^J_t, then J_{t+1} = δ·J_t + sign(Q)·Y·σ_t·sqrt(|Q|/V_t)."
+    """A plain loop over bars: the order of Q shares is sized at p_t = p^hist_t·e^J_t and pays its own impact
+    Δ = sign(Q)·Y·σ_t·sqrt(|Q|/V_t) (a buy gets Q·e^−Δ shares, a sell (1−f)|Q|p_t·e^Δ cash); J_{t+1} = δ·J_t + Δ."""
     d = 1.0 if halflife is None else 0.5 ** (1 / halflife)
     cash, shares, level, out = cash0, 0.0, 0.0, []
     for t in range(len(px)):
         p, a = px[t] * np.exp(level), (acts[t] if mask[t] else 0.0)
         a = min(1.0, max(-1.0, a))
         q = a * cash / ((1 + fee) * p) if a > 0 else a * shares
-        cash, shares = (cash * (1 - a), shares + q) if a > 0 else (cash - (1 - fee) * q * p, shares + q)
+        jump = np.sign(q) * y * sigma[t] * np.sqrt(abs(q) / volume[t])
+        if a > 0: cash, shares = cash * (1 - a), shares + q * np.exp(-jump)
+        else: cash, shares = cash - (1 - fee) * q * p * np.exp(jump), shares + q
         out.append((p, cash, shares, cash + shares * p))
-        level = d * level + np.sign(q) * y * sigma[t] * np.sqrt(abs(q) / volume[t])
+        level = d * level + jump
     return np.array(out)
 
 
@@ -78,18 +81,27 @@ def test_impact_replay_equals_the_plain_loop(bt, y, halflife, cash0):
             np.testing.assert_allclose(out[k][i], ref[:, j], rtol=1e-9, atol=1e-6 * cash0 / 1e6, err_msg=k)
 
 
-def test_a_fill_at_the_current_price_moves_only_the_later_prices(bt):
+def test_a_fill_pays_its_own_impact_and_moves_the_later_prices(bt):
     buy_once = np.r_[1.0, np.zeros(bt.px.shape[1] - 1)]
     static = simulate_backtests(Scripted(buy_once), bt)
     imp = simulate_backtests(Scripted(buy_once), bt, impact_y=0.7)
-    assert np.array_equal(imp["shares"], static["shares"])  # the same fill: at p_0
-    assert np.array_equal(imp["px"][:, 0], bt.px[:, 0].numpy())
-    q = imp["shares"][:, 0]
+    assert np.array_equal(imp["px"][:, 0], bt.px[:, 0].numpy())  # sized at p_0 …
+    q = static["shares"][:, 0]  # … the order's shares
     jump = 0.7 * bt.sigma[:, 0].numpy() * np.sqrt(q / bt.volume[:, 0].numpy())
+    np.testing.assert_allclose(imp["shares"][:, 0], q * np.exp(-jump), rtol=1e-12)  # … bought at p_0·e^Δ
     np.testing.assert_allclose(np.log(imp["px"][:, 1:] / bt.px[:, 1:].numpy()), jump[:, None] * np.ones((1, bt.px.shape[1] - 1)),
                                rtol=1e-9)  # permanent: every later close carries it
     flat = simulate_backtests(Scripted(np.zeros(bt.px.shape[1])), bt, impact_y=0.7)
     assert np.array_equal(flat["px"], bt.px.numpy())  # no order, no move
+
+
+def test_no_round_trip_earns_its_own_impact(bt):
+    """Buy everything, sell everything at the next bar: with impact the round trip ends with less than without,
+    and less the larger the trader (a fill that escaped its own impact would be paid for moving the price)."""
+    rt = np.r_[1.0, -1.0, np.zeros(bt.px.shape[1] - 2)]
+    end = lambda **kw: simulate_backtests(Scripted(rt), bt, **kw)["value"][:, 2] / kw.get("cash0", 1e6)
+    static, small, big = end(), end(impact_y=0.7), end(impact_y=0.7, cash0=1e9)
+    assert (small < static).all() and (big < small).all()
 
 
 def test_settings_in_one_batch_equal_separate_runs(bt):

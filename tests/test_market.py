@@ -85,14 +85,15 @@ def test_a_new_price_former_plugs_in_without_touching_the_simulator():
     assert torch.equal(s2.step(torch.zeros(3))[0], s.step(torch.zeros(3))[0])
 
 
-def test_replay_with_impact_fills_at_the_current_price_and_moves_the_next():
+def test_replay_with_impact_pays_its_own_impact_and_moves_the_next():
     s_st, s_imp = sim("static", n_envs=3), sim(SqrtImpact(Replay(), 0.7, halflife=2.0), n_envs=3)
     s_st.reset(seed=2); s_imp.reset(seed=2)
     acts = [torch.tensor([1.0, 0.5, 0.0])] + [torch.zeros(3)] * 4
     out_st, out_imp = [s_st.step(a)[3] for a in acts], [s_imp.step(a)[3] for a in acts]
-    assert torch.equal(out_st[0]["shares"], out_imp[0]["shares"])  # the same fill, at p_t
-    q = out_imp[0]["filled"]
+    q = out_imp[0]["filled"]  # the order's shares, sized at p_t
+    torch.testing.assert_close(q, out_st[0]["shares"], rtol=1e-12, atol=0)
     jump = 0.7 * s_imp.data.sigma[s_imp.t0] * torch.sqrt(q / s_imp.data.vbar[s_imp.t0])
+    torch.testing.assert_close(out_imp[0]["shares"], q * torch.exp(-jump), rtol=1e-12, atol=0)  # bought at p_t·e^Δ
     for j in range(5):  # the real closes carry the impact J, decaying with the half-life
         lr = torch.log(out_imp[j]["price"] / out_st[j]["price"])
         torch.testing.assert_close(lr, jump * 0.5 ** (j / 2), rtol=1e-9, atol=1e-15)

@@ -100,3 +100,36 @@ def test_failing_stage_named_and_earlier_outputs_kept(tmp_path):
     r = _run("--nbs", str(nbs), "--out", str(out), "--data", str(bars))
     assert r.returncode == 0, r.stderr[-3000:]
     assert "01_ok ... up to date, skipped" in r.stderr and "02_bad ... running" in r.stderr and "03_after ... running" in r.stderr
+
+
+def _later_bars(folder: Path) -> Path:
+    """Seven months of bars after Table 6's last extremum: the real 1-minute bars of 2024-01..07 moved 100 weeks
+    forward onto 2025-12..2026-07 when the shared data is present, else the synthetic market of 2025-09..2026-03."""
+    import pandas as pd
+    from ilmarket.data import TZ, synthetic_bars
+    real = ROOT.parent / "shared" / "data" / "qqq_1min.parquet"
+    p = folder / "later_bars.parquet"
+    if real.exists():
+        raw = pd.read_parquet(real)
+        t = raw["timestamp"]
+        raw = raw[(t >= pd.Timestamp("2024-01-01", tz=TZ)) & (t < pd.Timestamp("2024-08-01", tz=TZ))]
+        wall = raw["timestamp"].dt.tz_localize(None) + pd.Timedelta(weeks=100)
+        raw.assign(timestamp=wall.dt.tz_localize(TZ)).to_parquet(p)
+    else:
+        synthetic_bars("2025-09-02", "2026-03-31", freq="5min", seed=3).to_parquet(p)
+    return p
+
+
+def test_quick_reproduction_on_bars_outside_table6(tmp_path):
+    """The whole quick reproduction on a user's file that Table 6 does not cover: it runs end to end, and the
+    report says which segments it used and why."""
+    data, out = _later_bars(tmp_path), tmp_path / "out"
+    r = _run("--profile", "quick", "--data", str(data), "--out", str(out))
+    assert r.returncode == 0, r.stderr[-4000:]
+    report = (out / "REPORT.md").read_text()
+    seg_line = next(l for l in report.splitlines() if l.startswith("- segments:"))
+    assert "zig-zag" in seg_line and "Table 6" in seg_line, seg_line  # the finder used, and why Table 6 was not
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["data"]["name"] == data.name and man["data"]["path"] == data.name  # outside the project: named only
+    assert set(man["stages"].values()) == {"ran"}
+    assert str(tmp_path) not in (out / "executed" / "01_data.ipynb").read_text()  # no machine paths in the outputs
