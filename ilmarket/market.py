@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -17,14 +17,12 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 from torch import nn
 
+from .agents import ILArtifacts  # the trained stages are inputs here (types only): never trained or loaded
 from .core import Config, Impact, check_impact
 from .features import FeatureStream
 from .portfolio import apply_fractions
 from .segments import make_segments, role_segments
-
-if TYPE_CHECKING:  # the trained stages are inputs here, never trained or loaded
-    from ilmarket.agents import ILArtifacts
-    from ilmarket.synthesis import SynthArtifacts
+from .synthesis import SynthArtifacts
 
 # %% auto #0
 __all__ = ['SIM_STATE', 'match_orders', 'bootstrap_noise', 'sqrt_impact', 'MarketData', 'make_market_data', 'check_actions',

@@ -275,6 +275,7 @@ def test_report_page_takes_the_report_and_its_files(tmp_path):
 def test_nbdev_doc_links_become_relative():
     link = build_docs.Linker("https://ilmarket.github.io/ilmarket/", {"00_core": "core", "core": "core"})
     assert link("[`get_config`](https://ilmarket.github.io/ilmarket/core.html#get_config)") == "[`get_config`](core.html#get-config)"
+    assert link("[`Config.digest`](https://ilmarket.github.io/ilmarket/core.html#config.digest)") == "[`Config.digest`](core.html#config)"
     assert link('<a href="https://ilmarket.github.io/ilmarket/">home</a>') == '<a href="index.html">home</a>'
     assert link("[core](00_core.ipynb#seeding)") == "[core](core.html#seeding)"
     assert link("[ext](https://example.org/a.html#b)") == "[ext](https://example.org/a.html#b)"

@@ -282,7 +282,8 @@ class Linker:
             page = path[len(self.prefix):] or "index.html"
             if page.endswith(".html") and Path(page).stem in self.pages:
                 page = self.pages[Path(page).stem] + ".html"
-            return page + (f"#{_make_id(frag)}" if frag else "")
+            # a method (`Class.method`) has no API section of its own: it links to its class's
+            return page + (f"#{_make_id(frag.split('.')[0])}" if frag else "")
         if re.fullmatch(r"(?:\./|\.\./)*(?:reports/\w+/)?REPORT\.md", path): return "report.html" + hash_ + frag
         m = re.fullmatch(r"(?:\./)?(?:(?:\.\./)*nbs/)?(?:executed/)?([\w.-]+)\.ipynb", path)
         if m and m.group(1) in self.pages:
