@@ -84,3 +84,14 @@ def make_test_sim(impact: str | PriceFormer = "synthesis", n_envs=4, horizon=32,
     data = make_market_data(make_test_bars(n_days), None, 10, horizon, 50)
     if not isinstance(impact, str): return MarketSim(cfg, data, Scaler(), Stream, Ensemble(), n_envs=n_envs, impact=impact)
     return MarketSim(cfg, data, Scaler(), Stream, Ensemble(), Synth(), make_test_residuals(), n_envs=n_envs, impact=impact)
+
+
+class Interrupt(Exception):
+    "Raised by `stop_at` to interrupt a training (resume tests)."
+
+
+def stop_at(k):
+    "A train_ddpg callback that interrupts the run once `k` environment steps are done."
+    def cb(step):
+        if step >= k: raise Interrupt(step)
+    return cb

@@ -14,6 +14,8 @@ from ilmarket import core
 from ilmarket.core import get_config, load_matching, load_torch, save_torch, update_manifest
 from ilmarket.ddpg import ToyMarket, load_checkpoint, train_ddpg
 
+from standins import Interrupt, stop_at
+
 torch.set_num_threads(1)
 
 
@@ -109,16 +111,6 @@ def test_identical_saves_give_identical_bytes(tmp_path):
     b = save_torch(obj, tmp_path / "b" / "other_name.pt")  # another folder and name: the bytes must not record either
     assert a.read_bytes() == b.read_bytes()
     assert core.recorded_sha256(a) == core.recorded_sha256(b) == core.sha256_file(a)
-
-
-class Interrupt(Exception):
-    pass
-
-
-def stop_at(k):
-    def cb(step):
-        if step >= k: raise Interrupt(step)
-    return cb
 
 
 def test_identical_ddpg_trainings_give_identical_checkpoint_bytes(tmp_path):

@@ -16,22 +16,14 @@ from ilmarket.core import get_config, save_torch
 from ilmarket.ddpg import (DDPG, CheckpointMismatch, ReplayBuffer, ToyMarket, load_actor, load_checkpoint,
                            train_ddpg)
 
+from standins import Interrupt, stop_at
+
 torch.set_num_threads(1)
 
 
 def small_cfg(**ddpg):
     base = dict(total_steps=480, learning_starts=96, buffer_size=2_000, checkpoint_every=160)
     return get_config("quick", ddpg={**base, **ddpg})
-
-
-class Interrupt(Exception):
-    pass
-
-
-def stop_at(k):
-    def cb(step):
-        if step >= k: raise Interrupt(step)
-    return cb
 
 
 def all_weights(ck):
