@@ -26,9 +26,9 @@ from scipy.signal import lfilter
 from .core import Config, get_config, get_logger, project_root
 
 # %% auto #0
-__all__ = ['TZ', 'OHLCV', 'PRICES', 'DATA_SUFFIXES', 'VOLUME_FACTOR', 'VOLUME_WINDOW', 'TABLE6_EXTREMA', 'DataError',
-           'session_table', 'next_session', 'bar_minutes', 'volume_level_changes', 'load_bars', 'Coverage', 'coverage',
-           'resample_bars', 'bars_fingerprint', 'synthetic_extrema', 'synthetic_bars', 'autocorr', 'stylized_facts',
+__all__ = ['TZ', 'OHLCV', 'PRICES', 'DATA_SUFFIXES', 'VOLUME_FACTOR', 'VOLUME_WINDOW', 'DataError', 'session_table',
+           'next_session', 'bar_minutes', 'volume_level_changes', 'load_bars', 'Coverage', 'coverage', 'resample_bars',
+           'bars_fingerprint', 'load_extrema', 'synthetic_extrema', 'synthetic_bars', 'autocorr', 'stylized_facts',
            'bar_returns', 'bars_stylized_facts', 'resolve_data_path', 'default_bars']
 
 # %% ../nbs/01_data.ipynb #881b1273
@@ -592,41 +592,39 @@ def bars_fingerprint(bars: pd.DataFrame,  # canonical bars
     return h.hexdigest()[:16]
 
 # %% ../nbs/01_data.ipynb #64121764
-# the paper's Table 6: (date, kind); dates off-session snap to the next session
-TABLE6_EXTREMA: tuple[tuple[str, str], ...] = (
-    ("2018-12-23", "min"),
-    ("2019-05-01", "max"), ("2019-06-03", "min"), ("2019-07-26", "max"), ("2019-08-05", "min"), ("2019-09-12", "max"),
-    ("2019-10-03", "min"),
-    ("2020-02-19", "max"), ("2020-03-23", "min"), ("2020-09-02", "max"), ("2020-09-21", "min"), ("2020-10-13", "max"),
-    ("2020-11-02", "min"),
-    ("2021-02-16", "max"), ("2021-03-05", "min"), ("2021-04-29", "max"), ("2021-05-12", "min"), ("2021-09-07", "max"),
-    ("2021-10-04", "min"), ("2021-11-22", "max"), ("2021-12-28", "max"),
-    ("2022-03-14", "min"), ("2022-03-29", "max"), ("2022-06-16", "min"), ("2022-08-16", "max"), ("2022-10-13", "min"),
-    ("2022-12-28", "min"),
-    ("2023-02-02", "max"), ("2023-03-13", "min"), ("2023-07-19", "max"), ("2023-08-18", "min"), ("2023-09-01", "max"),
-    ("2023-10-12", "max"), ("2023-10-26", "min"),
-    ("2024-03-21", "max"), ("2024-04-19", "min"), ("2024-07-10", "max"),
-)
+def _segments_csv() -> Path:
+    return project_root() / "data" / "segments.csv"
 
-def synthetic_extrema() -> pd.DataFrame:
-    "Table 6 as (date, kind, session): from `data/segments.csv` when it exists, else the built-in copy."
-    path = project_root() / "data" / "segments.csv"
-    if path.exists():
-        try:
-            raw = pd.read_csv(path)
-        except Exception as e:
-            raise DataError(f"{path}: not a readable CSV file ({type(e).__name__})") from None
-        cols = {str(c).strip().lower(): c for c in raw.columns}
-        if not {"date", "kind"} <= set(cols):
-            raise DataError(f"{path}: needs columns date, kind (found {list(raw.columns)})")
-        ext = pd.DataFrame({"date": pd.to_datetime(raw[cols["date"]], errors="coerce"),
-                            "kind": raw[cols["kind"]].astype(str).str.strip().str.lower()})
-        if ext["date"].isna().any() or not ext["kind"].isin(["max", "min"]).all():
-            raise DataError(f"{path}: every row needs a date (YYYY-MM-DD) and a kind 'max' or 'min'")
-    else:
-        ext = pd.DataFrame(list(TABLE6_EXTREMA), columns=["date", "kind"])
-        ext["date"] = pd.to_datetime(ext["date"])
-    ext = ext.sort_values("date", ignore_index=True)
+def load_extrema(path: str | Path | None = None,  # CSV with columns date, kind; None → the project's data/segments.csv
+                ) -> pd.DataFrame:
+    "Table 6 (or a user's extrema): one row per extremum, `date` (naive Timestamp) and `kind` ('max'/'min'), in date order."
+    path = Path(path) if path is not None else _segments_csv()
+    if not path.exists(): raise FileNotFoundError(f"extrema file not found: {path}")
+    try:
+        raw = pd.read_csv(path, dtype=str)
+    except Exception as e:
+        raise DataError(f"{path}: not a readable CSV file ({type(e).__name__})") from None
+    missing = {"date", "kind"} - set(raw.columns)
+    if missing: raise DataError(f"{path}: missing column(s) {sorted(missing)}; have {list(raw.columns)}")
+    dates = pd.to_datetime(raw["date"], format="%Y-%m-%d", errors="coerce")
+    if dates.isna().any():
+        i = int(np.flatnonzero(dates.isna())[0])
+        raise DataError(f"{path}: column 'date' has an unreadable value {raw['date'][i]!r} on line {i + 2} (want YYYY-MM-DD)")
+    kind = raw["kind"].str.strip().str.lower()
+    bad = ~kind.isin(["max", "min"])
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataError(f"{path}: column 'kind' has {raw['kind'][i]!r} on line {i + 2} (want 'max' or 'min')")
+    if not (dates.diff().dropna() > pd.Timedelta(0)).all():
+        i = int(np.flatnonzero(~(dates.diff() > pd.Timedelta(0)).to_numpy()[1:])[0]) + 1
+        raise DataError(f"{path}: dates must be strictly increasing; line {i + 2} ({raw['date'][i]}) is not after the line before")
+    if len(dates) < 2: raise DataError(f"{path}: needs at least two extrema to make a segment")
+    return pd.DataFrame({"date": dates, "kind": kind})
+
+def synthetic_extrema(path: str | Path | None = None,  # extrema CSV; None → Table 6 in data/segments.csv
+                     ) -> pd.DataFrame:
+    "The extrema the synthetic market follows, as (date, kind, session): dates off-session snap to the next session."
+    ext = load_extrema(path)
     sessions = _xnys().sessions
     ext["session"] = sessions[sessions.searchsorted(ext["date"].dt.normalize())]
     return ext

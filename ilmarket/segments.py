@@ -14,40 +14,13 @@ import numpy as np
 import pandas as pd
 
 from .core import Config, SegmentConfig, get_logger, project_root, sha256_file
-from .data import bar_minutes, session_table
+from .data import bar_minutes, load_extrema, session_table
 
 # %% auto #0
-__all__ = ['REGIMES', 'ROLES', 'MIN_COVERED', 'REGIME_COLORS', 'load_extrema', 'zigzag', 'daily_closes', 'find_extrema',
-           'regime_of', 'extremum_bars', 'segment_table', 'misdirected_segments', 'segment_slices', 'segment_bars',
-           'covered_mask', 'extrema_fingerprint', 'zigzag_threshold', 'resolve_extrema', 'assign_roles',
-           'make_segments', 'role_segments', 'compare_extrema', 'match_summary', 'plot_segments']
-
-# %% ../nbs/03_segmentation.ipynb #0d484e57
-def _segments_csv() -> Path:
-    return project_root() / "data" / "segments.csv"
-
-def load_extrema(path: str | Path | None = None,  # CSV with columns date, kind; None → the project's data/segments.csv
-                ) -> pd.DataFrame:
-    "Table 6: one row per extremum, columns `date` (naive Timestamp) and `kind` ('max'/'min'), in date order."
-    path = Path(path) if path is not None else _segments_csv()
-    if not path.exists(): raise FileNotFoundError(f"extrema file not found: {path}")
-    raw = pd.read_csv(path, dtype=str)
-    missing = {"date", "kind"} - set(raw.columns)
-    if missing: raise ValueError(f"{path}: missing column(s) {sorted(missing)}; have {list(raw.columns)}")
-    dates = pd.to_datetime(raw["date"], format="%Y-%m-%d", errors="coerce")
-    if dates.isna().any():
-        i = int(np.flatnonzero(dates.isna())[0])
-        raise ValueError(f"{path}: column 'date' has an unreadable value {raw['date'][i]!r} on line {i + 2} (want YYYY-MM-DD)")
-    kind = raw["kind"].str.strip().str.lower()
-    bad = ~kind.isin(["max", "min"])
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"{path}: column 'kind' has {raw['kind'][i]!r} on line {i + 2} (want 'max' or 'min')")
-    if not (dates.diff().dropna() > pd.Timedelta(0)).all():
-        i = int(np.flatnonzero(~(dates.diff() > pd.Timedelta(0)).to_numpy()[1:])[0]) + 1
-        raise ValueError(f"{path}: dates must be strictly increasing; line {i + 2} ({raw['date'][i]}) is not after the line before")
-    if len(dates) < 2: raise ValueError(f"{path}: needs at least two extrema to make a segment")
-    return pd.DataFrame({"date": dates, "kind": kind})
+__all__ = ['REGIMES', 'ROLES', 'MIN_COVERED', 'REGIME_COLORS', 'zigzag', 'daily_closes', 'find_extrema', 'regime_of',
+           'extremum_bars', 'segment_table', 'misdirected_segments', 'segment_slices', 'segment_bars', 'covered_mask',
+           'extrema_fingerprint', 'zigzag_threshold', 'resolve_extrema', 'assign_roles', 'make_segments',
+           'role_segments', 'compare_extrema', 'match_summary', 'plot_segments']
 
 # %% ../nbs/03_segmentation.ipynb #3f182170
 def _session_dates(bars: pd.DataFrame | pd.DatetimeIndex) -> pd.DatetimeIndex:

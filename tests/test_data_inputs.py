@@ -3,6 +3,7 @@ file raises DataError naming the problem, and the real QQQ files reproduce PROVE
 import gzip
 import logging
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -554,6 +555,10 @@ def test_default_bars_order(tmp_path, monkeypatch, base, caplog):
     from ilmarket.data import default_bars
     monkeypatch.setenv("ILMARKET_HOME", str(tmp_path))  # a project root without data/raw/
     monkeypatch.delenv("ILMARKET_DATA", raising=False)
+    with pytest.raises(FileNotFoundError, match=r"extrema file not found: .*segments\.csv"):
+        default_bars(get_config("quick"))  # the synthetic market follows Table 6, which this root lacks
+    (tmp_path / "data").mkdir()
+    shutil.copy(Path(__file__).resolve().parents[1] / "data" / "segments.csv", tmp_path / "data" / "segments.csv")
     with caplog.at_level(logging.INFO, logger="ilmarket"):
         syn = default_bars(get_config("quick"))
     assert syn.attrs == {"source": "synthetic", "freq": "5min"} and "synthetic market" in caplog.text

@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from ilmarket import segments
+from ilmarket import data
 from ilmarket.agents import il_digest
 from ilmarket.core import SegmentConfig, get_config
-from ilmarket.data import load_bars, session_table, synthetic_bars
-from ilmarket.segments import (covered_mask, extrema_fingerprint, find_extrema, load_extrema, make_segments,
+from ilmarket.data import load_bars, load_extrema, session_table, synthetic_bars
+from ilmarket.segments import (covered_mask, extrema_fingerprint, find_extrema, make_segments,
                                misdirected_segments, resolve_extrema, segment_bars, segment_slices, segment_table)
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -131,7 +131,7 @@ def test_il_digest_changes_when_one_extremum_moves(tmp_path, monkeypatch):
     t6 = load_extrema()
     write = lambda ext: ext.assign(date=ext["date"].dt.strftime("%Y-%m-%d")).to_csv(table, index=False)
     moved = t6.assign(date=t6["date"].where(t6.index != 35, pd.Timestamp("2024-04-22")))  # 2024-04-19 → 04-22
-    monkeypatch.setattr(segments, "_segments_csv", lambda: table)  # stands in for an edited data/segments.csv
+    monkeypatch.setattr(data, "_segments_csv", lambda: table)  # stands in for an edited data/segments.csv
     for cfg in (get_config("quick"), get_config("quick", settings={"segments.source": str(table)})):
         write(t6)
         before = il_digest(cfg, bars)
