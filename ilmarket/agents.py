@@ -6,15 +6,19 @@
 from __future__ import annotations
 
 import copy
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
+from matplotlib.ticker import FuncFormatter
 from torch import nn
+from tqdm import tqdm
 
 from .core import Config, ILConfig, SynthesisConfig, get_logger, load_torch, save_torch
 from .data import bar_minutes, bars_fingerprint
@@ -24,10 +28,10 @@ from .portfolio import compute_metrics, simulate_fractions
 from .segments import extrema_fingerprint, make_segments, resolve_extrema, role_segments, segment_bars
 
 # %% auto #0
-__all__ = ['BatchLoss', 'PAPER_TABLE3', 'PAPER_TABLE4', 'ILAgent', 'fit_early_stopping', 'split_tail', 'label_agreement',
-           'fit_il_agent', 'ILEnsemble', 'ILArtifacts', 'save_il', 'load_il', 'ILData', 'make_il_data',
-           'fit_il_ensemble', 'il_digest', 'evaluate_traders', 'with_paper', 'plot_il_pnl', 'plot_il_actions',
-           'describe_diversity']
+__all__ = ['NOTEBOOK_REFRESH', 'BatchLoss', 'PAPER_TABLE3', 'PAPER_TABLE4', 'ILAgent', 'progress_bar', 'fit_early_stopping',
+           'split_tail', 'label_agreement', 'fit_il_agent', 'ILEnsemble', 'ILArtifacts', 'save_il', 'load_il', 'ILData',
+           'make_il_data', 'fit_il_ensemble', 'il_digest', 'evaluate_traders', 'with_paper', 'fmt_usd', 'plot_il_pnl',
+           'plot_il_positions', 'describe_diversity']
 
 # %% ../nbs/05_il_ensemble.ipynb #513f4cb7
 class ILAgent(nn.Module):
@@ -47,6 +51,20 @@ class ILAgent(nn.Module):
                ) -> torch.Tensor:  # (N,) actions in [-1, 1]
         return self.net(obs).squeeze(-1)
 
+# %% ../nbs/05_il_ensemble.ipynb #a091c816
+NOTEBOOK_REFRESH = 5.0  # seconds between redraws when standard error is not a terminal
+
+def progress_bar(total: int | None,  # steps expected; None when unknown
+                 desc: str,  # stage and agent, e.g. "IL3/10 (segment 12, bull)"
+                 enabled: bool = True,  # False: no output at all
+                 unit: str = "step",  # what one step is ("epoch", "step", "seed")
+                 initial: int = 0,  # steps already done (a resumed run)
+                ) -> tqdm:
+    "A tqdm bar on standard error: steps, steps/s and time left; sparse redraws off a terminal."
+    tty = bool(getattr(sys.stderr, "isatty", lambda: False)())
+    return tqdm(total=total, desc=desc, unit=unit, initial=initial, disable=not enabled, file=sys.stderr, leave=True,
+                mininterval=0.5 if tty else NOTEBOOK_REFRESH, ncols=None if tty else 110, dynamic_ncols=tty)
+
 # %% ../nbs/05_il_ensemble.ipynb #305b46a7
 BatchLoss = Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, float]]]  # (B,) training rows → loss, extra terms
 
@@ -57,31 +75,39 @@ def fit_early_stopping(model: nn.Module,  # trained in place; returned with its 
                        cfg: ILConfig | SynthesisConfig,  # lr, batch_size, max_epochs and patience are read
                        gen: torch.Generator,  # the minibatch order (and whatever `batch_loss` draws from it)
                        extras: tuple[str, ...] = (),  # extra terms `batch_loss` reports, one history list each
+                       progress: bool = False,  # a bar of epochs on standard error (`progress_bar`)
+                       desc: str = "training",  # the bar's label: stage and model
                       ) -> dict:
     "Adam on shuffled minibatches with early stopping on the validation loss; the best weights are loaded back."
     if n_train < 1: raise ValueError(f"no training rows (n_train={n_train})")
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     hist: dict = {"train_loss": [], "val_loss": [], **{k: [] for k in extras}}
     best, best_loss, since = copy.deepcopy(model.state_dict()), float("inf"), 0
-    for _ in range(cfg.max_epochs):
-        model.train()
-        tot, parts = 0.0, dict.fromkeys(extras, 0.0)
-        for idx in torch.randperm(n_train, generator=gen).split(cfg.batch_size):
-            loss, terms = batch_loss(idx)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            tot += loss.item() * len(idx)
-            for k in extras: parts[k] += terms[k] * len(idx)
-        model.eval()
-        with torch.no_grad():
-            vloss = val_loss() if val_loss is not None else tot / n_train
-        hist["train_loss"].append(tot / n_train)
-        hist["val_loss"].append(vloss)
-        for k in extras: hist[k].append(parts[k] / n_train)
-        if vloss < best_loss - 1e-7: best, best_loss, since = copy.deepcopy(model.state_dict()), vloss, 0
-        else: since += 1
-        if since >= cfg.patience: break
+    with progress_bar(cfg.max_epochs, desc, progress, unit="epoch") as bar:
+        for _ in range(cfg.max_epochs):
+            model.train()
+            tot, parts = 0.0, dict.fromkeys(extras, 0.0)
+            for idx in torch.randperm(n_train, generator=gen).split(cfg.batch_size):
+                loss, terms = batch_loss(idx)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                tot += loss.item() * len(idx)
+                for k in extras: parts[k] += terms[k] * len(idx)
+            model.eval()
+            with torch.no_grad():
+                vloss = val_loss() if val_loss is not None else tot / n_train
+            hist["train_loss"].append(tot / n_train)
+            hist["val_loss"].append(vloss)
+            for k in extras: hist[k].append(parts[k] / n_train)
+            if vloss < best_loss - 1e-7: best, best_loss, since = copy.deepcopy(model.state_dict()), vloss, 0
+            else: since += 1
+            bar.set_postfix_str(f"val loss {vloss:.4g}, best {best_loss:.4g}", refresh=False)
+            bar.update(1)
+            if since >= cfg.patience: break
+        if bar.n < cfg.max_epochs:  # stopped early: the bar ends full at the epochs run
+            bar.total = bar.n
+            bar.set_postfix_str(f"best val loss {best_loss:.4g}, stopped early", refresh=False)
     model.load_state_dict(best)
     model.eval()
     hist.update(epochs=len(hist["val_loss"]), best_epoch=int(np.argmin(hist["val_loss"])) + 1, best_val_loss=best_loss)
@@ -116,7 +142,8 @@ def fit_il_agent(X: np.ndarray,  # (n, F) scaled features, rows in time order
                  cfg: ILConfig,  # hidden sizes, lr, batch size, epochs, patience, val_frac
                  seed: int,  # initial weights and minibatch order
                  groups: np.ndarray | None = None,  # (n,) segment ids: validation tail per segment
-                 name: str = "IL agent",  # for the progress line
+                 name: str = "IL agent",  # for the progress bar and the log line
+                 progress: bool = True,  # a bar of epochs on standard error
                 ) -> tuple[ILAgent, dict]:
     "Train one IL agent on eq. 2 with early stopping; return it (best weights) and its history."
     X = np.asarray(X, dtype=np.float32)
@@ -137,7 +164,8 @@ def fit_il_agent(X: np.ndarray,  # (n, F) scaled features, rows in time order
     val_loss = (lambda: ((model(Xv) - yv) ** 2).mean().item()) if len(Xv) else None
     hist: dict = {"name": name, "seed": seed, "n_train": len(Xt), "n_val": len(Xv)}
     t0 = time.perf_counter()
-    hist.update(fit_early_stopping(model, batch_loss, val_loss, len(Xt), cfg, torch.Generator().manual_seed(seed)))
+    hist.update(fit_early_stopping(model, batch_loss, val_loss, len(Xt), cfg, torch.Generator().manual_seed(seed),
+                                   progress=progress, desc=name))
     with torch.no_grad():
         at, av = model(Xt).numpy(), model(Xv).numpy()
     nan = float("nan")
@@ -288,18 +316,20 @@ def make_il_data(bars: pd.DataFrame,  # bars frame (see `ilmarket.data`)
 # %% ../nbs/05_il_ensemble.ipynb #b04c931a
 def fit_il_ensemble(data: ILData,  # from `make_il_data`
                     cfg: Config,  # `cfg.il` and `cfg.seed` are used
+                    progress: bool = True,  # a bar of epochs per agent on standard error
                    ) -> tuple[ILEnsemble, ILAgent, list[dict]]:
     "Train the M members and the IL baseline; return them with their histories (members first)."
     M = len(data.X)
     agents, hists = [], []
     for i, (X, y) in enumerate(zip(data.X, data.y)):
         seg = data.segments.iloc[i]
-        agent, h = fit_il_agent(X, y, cfg.il, cfg.seed + i, name=f"IL{i + 1}/{M} (segment {seg['seg_id']}, {seg['regime']})")
+        agent, h = fit_il_agent(X, y, cfg.il, cfg.seed + i, name=f"IL{i + 1}/{M} (segment {seg['seg_id']}, {seg['regime']})",
+                                progress=progress)
         agents.append(agent)
         hists.append(h)
     groups = np.concatenate([np.full(len(x), i) for i, x in enumerate(data.X)])
     base, hb = fit_il_agent(np.concatenate(data.X), np.concatenate(data.y), cfg.il, cfg.seed + M, groups=groups,
-                            name="IL baseline (union)")
+                            name="IL baseline (union)", progress=progress)
     return ILEnsemble.from_agents(agents).eval(), base.eval(), hists + [hb]
 
 def il_digest(cfg: Config,  # run config
@@ -331,16 +361,17 @@ def evaluate_traders(px: np.ndarray,  # (T,) execution prices
                      cash0: float = 1e6,  # initial cash of each trader
                      fee: float = 0.005,  # fee on traded notional
                      bar_minutes: int | float = 1,  # bar size (annualised Sharpe)
-                    ) -> tuple[pd.DataFrame, np.ndarray]:
-    "Metrics per trader (rows, plus `exposure`: mean share of value held in shares) and the (T, K) value paths."
+                    ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    "Metrics per trader (rows, plus `exposure`: mean share of value in shares), the (T, K) values and positions."
     act = np.asarray(act, dtype=np.float64)
     if act.ndim != 2 or act.shape[1] != len(names): raise ValueError(f"act must be (T, {len(names)}), got {act.shape}")
     cash, shares, traded = simulate_fractions(px, act, cash0, fee)
     value = cash + shares * np.asarray(px, dtype=np.float64)[:, None]
     rows = [compute_metrics(value[:, k], traded[:, k], initial=cash0, bar_minutes=bar_minutes) for k in range(len(names))]
     out = pd.DataFrame(rows, index=pd.Index(names, name="policy"))
-    out["exposure"] = (1.0 - cash / value).mean(0)
-    return out, value
+    position = 1.0 - cash / value  # share of the account held in shares after each bar's trade
+    out["exposure"] = position.mean(0)
+    return out, value, position
 
 def with_paper(ours: pd.DataFrame,  # metrics computed here, index = policy
                paper: pd.DataFrame,  # the paper's values, same column names
@@ -351,50 +382,87 @@ def with_paper(ours: pd.DataFrame,  # metrics computed here, index = policy
     return out
 
 # %% ../nbs/05_il_ensemble.ipynb #aebe080d
+def fmt_usd(x: float,  # an amount in dollars
+            _pos: int | None = None,  # tick position (matplotlib's formatter signature)
+           ) -> str:
+    "A dollar amount for an axis tick: $1.25M, -$35k, $0."
+    sign, a = "-" if x < 0 else "", abs(x)
+    for div, suf in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if a >= div: return f"{sign}${a / div:.4g}{suf}"
+    return f"{sign}${a:.4g}"
+
+def _date_ticks(ax, index: pd.DatetimeIndex, n: int = 4) -> None:
+    "Bar-number axis labelled with the dates of `n` evenly spaced bars."
+    ticks = np.linspace(0, len(index) - 1, n).astype(int)
+    ax.set_xticks(ticks, [index[t].strftime("%Y-%m-%d") for t in ticks])
+
 def plot_il_pnl(index: pd.DatetimeIndex,  # (T,) bar timestamps
                 values: np.ndarray,  # (T, K) portfolio values
                 names: list[str],  # K policy names
                 px: np.ndarray,  # (T,) price
                 cash0: float,  # initial cash
                 title: str,
-               ):
-    "Figure 1: PnL curves of traders on one segment, the price on a second axis."
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(10, 4.5))
-    x = np.arange(len(index))
-    colors = plt.cm.tab10(np.linspace(0, 1, 10))
-    for k, n in enumerate(names):
-        ax.plot(x, values[:, k] - cash0, lw=1.2, ls="--" if "baseline" in n else "-", color="k" if "baseline" in n else colors[k % 10], label=n)
-    ax.set_ylabel("PnL (value − initial cash)")
-    ax2 = ax.twinx()
-    ax2.plot(x, px, color="0.75", lw=0.8, ls=":")
-    ax2.set_ylabel("price (dotted)", color="0.5")
-    ticks = np.linspace(0, len(x) - 1, 6).astype(int)
-    ax.set_xticks(ticks, [index[t].strftime("%Y-%m-%d") for t in ticks])
-    ax.legend(ncol=6, fontsize=7, loc="upper left")
-    ax.set_title(title, fontsize=10)
+                ncols: int = 4,  # panels per row
+               ) -> plt.Figure:
+    "Figure 1: one panel per trader (the others in grey, buy-and-hold dashed), shared dollar scale; the price last."
+    K, T = values.shape[1], len(index)
+    nrows = -(-(K + 1) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.1 * ncols, 2.3 * nrows + 0.6), sharex=True)
+    axes = np.atleast_1d(axes).ravel()
+    x, pnl = np.arange(T), values - cash0
+    hold = cash0 * (np.asarray(px, dtype=np.float64) / px[0] - 1.0)
+    lo, hi = min(pnl.min(), hold.min()), max(pnl.max(), hold.max())
+    pad = 0.05 * (hi - lo or 1.0)
+    colors = plt.cm.tab10(np.arange(K) % 10)
+    for k, ax in enumerate(axes[:K]):
+        ax.plot(x, pnl, color="0.82", lw=0.5)
+        ax.plot(x, hold, color="black", lw=0.8, ls="--", label="buy & hold")
+        ax.plot(x, pnl[:, k], color="black" if "baseline" in names[k] else colors[k], lw=1.3, label=names[k])
+        ax.axhline(0, color="0.5", lw=0.5)
+        ax.set_ylim(lo - pad, hi + pad)
+        ax.set_title(f"{names[k]}: {pnl[-1, k] / cash0:+.2%}", fontsize=9)
+        ax.yaxis.set_major_formatter(FuncFormatter(fmt_usd))
+        ax.tick_params(labelsize=7)
+        if k % ncols: ax.tick_params(labelleft=False)
+        else: ax.set_ylabel("PnL (USD)", fontsize=8)
+    axes[0].legend(fontsize=7, loc="lower left", frameon=False)
+    pa = axes[K]
+    pa.plot(x, px, color="0.3", lw=0.9)
+    pa.set_title("close (USD)", fontsize=9)
+    pa.yaxis.set_major_formatter(FuncFormatter(fmt_usd))
+    pa.tick_params(labelsize=7)
+    for ax in axes[K + 1:]: ax.axis("off")
+    for ax in axes[:K + 1]: _date_ticks(ax, index, 3)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
 
-def plot_il_actions(index: pd.DatetimeIndex,  # (T,) bar timestamps
-                    act: np.ndarray,  # (T, K) actions
-                    names: list[str],  # K policy names
-                    title: str,
-                   ):
-    "Figure 2: the actions of K traders over time, one panel each."
-    import matplotlib.pyplot as plt
-    K = act.shape[1]
-    fig, axes = plt.subplots(K, 1, figsize=(10, 0.9 * K + 1), sharex=True, sharey=True)
-    axes = np.atleast_1d(axes)
-    x = np.arange(len(index))
-    for k, ax in enumerate(axes):
-        ax.fill_between(x, 0, act[:, k], step="post", lw=0, color="tab:green" if act[:, k].mean() >= 0 else "tab:red", alpha=0.7)
-        ax.axhline(0, color="0.5", lw=0.5)
-        ax.set_ylim(-1.05, 1.05)
+def plot_il_positions(index: pd.DatetimeIndex,  # (T,) bar timestamps
+                      position: np.ndarray,  # (T, K) share of the account held in shares after each bar
+                      names: list[str],  # K policy names
+                      px: np.ndarray,  # (T,) price
+                      title: str,
+                     ) -> plt.Figure:
+    "Figure 2: each trader's position (share of the account in QQQ) over time, one row each, the price on top."
+    K, T = position.shape[1], len(index)
+    fig, axes = plt.subplots(K + 1, 1, figsize=(10, 0.62 * K + 1.8), sharex=True,
+                             gridspec_kw={"height_ratios": [1.6] + [1] * K})
+    x = np.arange(T)
+    axes[0].plot(x, px, color="0.3", lw=0.9)
+    axes[0].set_ylabel("close", rotation=0, ha="right", va="center", fontsize=8)
+    axes[0].yaxis.set_major_formatter(FuncFormatter(fmt_usd))
+    for k, ax in enumerate(axes[1:]):
+        p = position[:, k]
+        ax.fill_between(x, 0, 100 * p, step="post", lw=0, color="tab:green", alpha=0.35)
+        ax.plot(x, 100 * p, drawstyle="steps-post", color="tab:green", lw=0.8)
+        ax.set_ylim(0, 100)
+        ax.set_yticks([0, 50, 100], ["0%", "", "100%"])
         ax.set_ylabel(names[k], rotation=0, ha="right", va="center", fontsize=8)
-        ax.tick_params(labelsize=7)
-    ticks = np.linspace(0, len(x) - 1, 6).astype(int)
-    axes[-1].set_xticks(ticks, [index[t].strftime("%Y-%m-%d") for t in ticks])
+        moves = np.abs(np.diff(p)) > 1e-3
+        ax.text(1.005, 0.5, f"mean {p.mean():.0%}\n{moves.mean():.0%} of bars trade", transform=ax.transAxes,
+                fontsize=7, va="center")
+    for ax in axes: ax.tick_params(labelsize=7)
+    _date_ticks(axes[-1], index, 6)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
