@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
@@ -57,6 +58,7 @@ def fit_synthesis(act: np.ndarray,  # (T, M) IL actions at each bar, time order
                   cfg: SynthesisConfig,  # sizes, lr, batch, epochs, patience, val_frac
                   seed: int,  # initial weights and minibatch order
                   rollout: "RolloutData | None" = None,  # needed when cfg.rollout_steps > 0 (improvement)
+                  progress: bool = True,  # a bar of epochs on standard error
                  ) -> tuple[SynthesisNet, dict]:
     "Fit the synthesis net by MSE with a chronological validation tail and early stopping."
     if cfg.rollout_steps > 0 and rollout is None:
@@ -93,7 +95,9 @@ def fit_synthesis(act: np.ndarray,  # (T, M) IL actions at each bar, time order
     val_loss = (lambda: ((net(Av)[0] / scale - yv) ** 2).mean().item()) if len(Av) else None
     hist: dict = {"seed": seed, "n_train": len(At), "n_val": len(Av), "scale": scale}
     t0 = time.perf_counter()
-    hist.update(fit_early_stopping(net, batch_loss, val_loss, len(At), cfg, gen, extras=("rollout_loss",)))
+    desc = "synthesis net" + (f" (rollout loss, k={cfg.rollout_steps})" if use_roll else "")
+    hist.update(fit_early_stopping(net, batch_loss, val_loss, len(At), cfg, gen, extras=("rollout_loss",),
+                                   progress=progress, desc=desc))
     hist["seconds"] = time.perf_counter() - t0
     get_logger("ilmarket.synthesis").info(
         f"synthesis net: {len(At)}+{len(Av)} rows, {hist['epochs']} epochs (best {hist['best_epoch']}), "
@@ -314,18 +318,25 @@ def plot_influence(index: pd.DatetimeIndex,  # (T,) bar timestamps
                    weights: np.ndarray,  # (T, K) influence weights (rows sum to 1)
                    labels: list[str],  # K series names
                    title: str,
-                  ):
-    "Figure 4: stacked area of the influence weights over time."
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(10, 4))
-    x = np.arange(len(index))
-    ax.stackplot(x, weights.T, labels=labels, colors=plt.cm.tab10(np.linspace(0, 1, 10))[: weights.shape[1]], lw=0)
-    ax.set_ylim(0, 1)
-    ax.set_xlim(0, len(x) - 1)
-    ax.set_ylabel("influence weight")
-    ticks = np.linspace(0, len(x) - 1, 6).astype(int)
-    ax.set_xticks(ticks, [index[t].strftime("%Y-%m-%d %H:%M") for t in ticks], fontsize=7)
-    ax.legend(ncol=1, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    ax.set_title(title, fontsize=10)
+                  ) -> plt.Figure:
+    "Figure 4: the weights' deviation from 1/K in percentage points, as a heatmap and as lines, over time."
+    T, K = weights.shape
+    dev = 100 * (np.asarray(weights, dtype=np.float64) - 1.0 / K)  # (T, K) percentage points
+    lim = float(np.abs(dev).max()) or 1.0
+    fig, (ax0, ax1) = plt.subplots(2, 1, figsize=(10, 5.6), sharex=True, gridspec_kw={"height_ratios": [1.1, 1]})
+    im = ax0.imshow(dev.T, aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest",
+                    extent=(-0.5, T - 0.5, K - 0.5, -0.5))
+    ax0.set_yticks(range(K), labels, fontsize=7)
+    fig.colorbar(im, ax=ax0, pad=0.01, label=f"weight − 1/{K} (pp)")
+    colors = plt.cm.tab10(np.arange(K) % 10)
+    for k in range(K): ax1.plot(np.arange(T), dev[:, k], lw=0.8, color=colors[k], label=labels[k])
+    ax1.axhline(0, color="0.4", lw=0.6)
+    ax1.set_ylabel(f"weight − 1/{K} (pp)")
+    ax1.legend(ncol=1, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    ax1.set_xlim(-0.5, T - 0.5)
+    ticks = np.linspace(0, T - 1, 6).astype(int)
+    ax1.set_xticks(ticks, [index[t].strftime("%Y-%m-%d %H:%M") for t in ticks], fontsize=7)
+    ax0.set_title(f"{title}\nweights = 1/{K} + deviation; largest deviation {lim:.2f} pp, "
+                  f"mean change from one bar to the next {np.abs(np.diff(dev, axis=0)).mean():.3f} pp", fontsize=9)
     fig.tight_layout()
     return fig
