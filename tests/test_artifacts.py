@@ -14,7 +14,7 @@ from ilmarket import core
 from ilmarket.core import get_config, load_matching, load_torch, save_torch, update_manifest
 from ilmarket.ddpg import ToyMarket, load_checkpoint, train_ddpg
 
-from standins import Interrupt, stop_at
+from ilmarket.testing import Interrupt, stop_at
 
 torch.set_num_threads(1)
 

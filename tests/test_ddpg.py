@@ -16,7 +16,7 @@ from ilmarket.core import get_config, save_torch
 from ilmarket.ddpg import (DDPG, CheckpointMismatch, ReplayBuffer, ToyMarket, load_actor, load_checkpoint,
                            train_ddpg)
 
-from standins import Interrupt, stop_at
+from ilmarket.testing import Interrupt, stop_at, toy_config, toy_sim
 
 torch.set_num_threads(1)
 
@@ -78,8 +78,7 @@ def test_same_seed_same_weights_other_seed_other_weights():
 # ---- the real simulator class, with tiny stand-ins for the learned parts
 
 def market_sim(impact="synthesis", n_envs=4, horizon=24):
-    from standins import make_test_sim
-    return make_test_sim(impact, n_envs=n_envs, horizon=horizon, n_days=6)
+    return toy_sim(impact, n_envs, toy_config(warmup=10, horizon=horizon, n_envs=n_envs), n_days=6)
 
 
 @pytest.mark.parametrize("impact", ["synthesis", "static"])

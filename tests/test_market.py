@@ -13,8 +13,14 @@ from ilmarket.market import (MarketEnv, MarketSim, MarketVecEnv, Orders, Replay,
 from ilmarket.portfolio import execute_fractions
 
 from market_reference import reference_rollout
-from standins import (F64, Ensemble, Scaler, Stream, Synth, make_test_bars as bars, make_test_residuals,
-                      make_test_sim as sim)
+from ilmarket.testing import IdScaler, ToyEnsemble, ToyStream, ToySynth, toy_bars, toy_config, toy_residuals, toy_sim
+
+F64 = dict(dtype=torch.float64)
+
+
+def sim(impact="synthesis", n_envs=4, horizon=32, **sim_kw):
+    "The toy simulator at these tests' sizes: 10 warm-up bars, `horizon`-bar episodes over 8 days of toy bars."
+    return toy_sim(impact, n_envs, toy_config(warmup=10, horizon=horizon, n_envs=n_envs, **sim_kw), n_days=8)
 
 
 pos = st.floats(0, 1e6, allow_nan=False)
@@ -50,7 +56,7 @@ def test_every_mode_steps_like_the_reference_loop(mode):
     for a in acts:
         o, r, _, info = s.step(a)
         obs.append(o); rews.append(r); infos.append(info)
-    ref_obs, ref_rews, ref_info = reference_rollout(s.cfg, s.data, Scaler(), Stream, Ensemble(), Synth(), make_test_residuals(),
+    ref_obs, ref_rews, ref_info = reference_rollout(s.cfg, s.data, IdScaler(), ToyStream, ToyEnsemble(), ToySynth(), toy_residuals(),
                                                     s.n_envs, impact, acts, seed=7)
     assert torch.equal(torch.stack(obs), ref_obs) and torch.equal(torch.stack(rews), ref_rews)
     for k, v in ref_info.items():
@@ -102,9 +108,9 @@ def test_replay_with_impact_pays_its_own_impact_and_moves_the_next():
 
 def test_a_price_former_object_brings_its_own_parts():
     cfg = get_config("quick", sim={"warmup": 10, "horizon": 32})
-    data = make_market_data(bars(), None, 10, 32, 50)
+    data = make_market_data(toy_bars(8), None, 10, 32, 50)
     with pytest.raises(ValueError, match="brings its own net"):
-        MarketSim(cfg, data, Scaler(), Stream, Ensemble(), Synth(), n_envs=2, impact=Replay())
+        MarketSim(cfg, data, IdScaler(), ToyStream, ToyEnsemble(), ToySynth(), n_envs=2, impact=Replay())
     with pytest.raises(ValueError, match="sim.impact must be one of"):
         get_config("quick", sim={"impact": None})
 
@@ -149,10 +155,10 @@ def test_gymnasium_env_and_vector_env():
     check_env(env, skip_render_check=True)
     venv = MarketVecEnv(sim(n_envs=3))
     obs, _ = venv.reset(seed=0)
-    assert obs.shape == (3, 5) and obs.dtype == np.float32
+    assert obs.shape == (3, 4 + 2) and obs.dtype == np.float32
     for _ in range(32):
         obs, rew, term, trunc, info = venv.step(venv.action_space.sample())
-    assert trunc.all() and not term.any() and info["final_obs"].shape == (3, 5)
+    assert trunc.all() and not term.any() and info["final_obs"].shape == (3, 4 + 2)
     assert set(info) >= {"price", "cash", "shares", "value", "filled"}
 
 
@@ -196,7 +202,7 @@ def test_make_vec_env_steps_all_markets():
 
 def test_reward_is_value_change_over_the_window():
     cfg = get_config("quick", sim={"warmup": 10, "horizon": 32}, ddpg={"reward_window": 5})
-    s = MarketSim(cfg, make_market_data(bars(), None, 10, 32, 50), Scaler(), Stream, Ensemble(), Synth(),
+    s = MarketSim(cfg, make_market_data(toy_bars(8), None, 10, 32, 50), IdScaler(), ToyStream, ToyEnsemble(), ToySynth(),
                   np.random.default_rng(1).normal(0, 1e-3, 300), n_envs=3, impact="sqrt")
     s.reset(seed=4)
     g = torch.Generator().manual_seed(1)
