@@ -18,7 +18,7 @@ from gymnasium.vector.utils import batch_space
 from torch import nn
 
 from .agents import ILArtifacts  # the trained stages are inputs here (types only): never trained or loaded
-from .core import Config, Impact, check_impact
+from .core import IMPACTS, Config, Impact
 from .features import FeatureStream
 from .portfolio import apply_fractions
 from .segments import make_segments, role_segments
@@ -341,8 +341,9 @@ def make_price_former(impact: Impact,  # "synthesis", "sqrt" or "static"
                       residuals: np.ndarray | torch.Tensor | None = None,  # (R,) its fit residuals, the noise pool
                      ) -> PriceFormer:
     "The price former of a mode: the paper's, the square-root law on top of it, or the historical replay."
-    check_impact(impact)
     if impact == "static": return Replay()
+    if impact not in ("synthesis", "sqrt"):  # the dispatch is exhaustive over `Impact`: anything else is refused
+        raise ValueError(f"impact must be one of {list(IMPACTS)}, got {impact!r}")
     if synth is None:
         raise ValueError(f"impact={impact!r} needs the synthesis net; impact='static' is the static replay")
     if residuals is None:
