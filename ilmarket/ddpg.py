@@ -12,11 +12,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Protocol, runtime_checkable
 
+import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .agents import progress_bar
 from .core import Config, DamagedFile, get_logger, hash_path, label_source, load_torch, save_torch, set_aside
 from .portfolio import apply_fractions
 
@@ -24,7 +27,7 @@ from .portfolio import apply_fractions
 __all__ = ['CKPT_FORMAT', 'HISTORY_COLUMNS', 'ToyMarket', 'make_mlp', 'mlp_forward', 'mlp_activations', 'mlp_backward', 'Actor',
            'Critic', 'ReplayBuffer', 'DDPG', 'CheckpointMismatch', 'load_checkpoint', 'prev_checkpoint_path',
            'load_latest_good', 'load_actor', 'train_ddpg', 'Policy', 'ActorPolicy', 'FinalRL', 'RLBaseline',
-           'ILBaseline', 'LongOnly', 'rl_run_key', 'plot_training_curves']
+           'ILBaseline', 'LongOnly', 'rl_run_key', 'robust_limits', 'plot_training_curves']
 
 # %% ../nbs/08_ddpg.ipynb #59ee0cae
 class ToyMarket:
@@ -413,7 +416,7 @@ def train_ddpg(env: Any,  # a batched env (reset/step as above) or a zero-argume
                seed: int = 0,  # seeds the networks, exploration, replay sampling and env.reset
                checkpoint_path: str | Path | None = None,  # written every cfg.ddpg.checkpoint_every steps and at the end
                resume: bool = True,  # continue from the newest intact checkpoint at checkpoint_path (or its `.prev`)
-               progress: bool = True,  # a log line every ~10% of the run
+               progress: bool = True,  # a bar of environment steps on standard error and a closing log line
                log_every: int | None = None,  # env steps per history row; default total_steps/50
                callback: Callable[[int], None] | None = None,  # called with the step count after every vector step
                run_key: str = "",  # further identity of the run (e.g. digests of the upstream models), checked on resume
@@ -456,6 +459,7 @@ def train_ddpg(env: Any,  # a batched env (reset/step as above) or a zero-argume
             log.warning(f"{type(env).__name__} has no get_state/set_state: resuming from a fresh reset, not bit-identical to an uninterrupted run")
             obs = env.reset(seed + step)
         if progress: log.info(f"resumed {src.name} at step {step}/{total}")
+    name = f"DDPG[{getattr(env, 'impact', type(env).__name__)}] seed {seed}"
 
     def checkpoint() -> None:
         nonlocal ours
@@ -468,43 +472,48 @@ def train_ddpg(env: Any,  # a batched env (reset/step as above) or a zero-argume
         ours = True
 
     t0, step0, last_ck = time.perf_counter(), step, step
-    while step < total:
-        with torch.no_grad():
-            if step < dc.learning_starts: act = torch.rand(n, generator=gen) * 2 - 1
-            else: act = (agent.actor(obs) + dc.expl_noise * torch.randn(n, generator=gen)).clamp_(-1, 1)
-        next_obs, rew, done, info = env.step(act)
-        final = info.get("final_obs")
-        real_next = torch.where(done[:, None], final, next_obs) if final is not None else next_obs
-        term = info.get("terminated")
-        term = (done & term) if term is not None else torch.zeros_like(done)  # time limits are truncations: bootstrap
-        buf.add(obs, act, rew, real_next, term.float())
-        ep_ret += rew
-        acc["ep_sum"] += (ep_ret * done).sum()
-        acc["ep_cnt"] += done.sum()
-        episodes += int(done.sum())
-        ep_ret = torch.where(done, 0.0, ep_ret)
-        obs, prev, step = next_obs, step, step + n
-        due = max(0, math.floor((step - dc.learning_starts) * dc.updates_per_step)) if step >= dc.learning_starts else 0
-        for _ in range(due - n_updates):
-            closs, aloss = agent.update(*buf.sample())
-            acc["closs"] += closs; acc["aloss"] += aloss; acc["upd"] += 1
-        n_updates = max(n_updates, due)
-        if step // log_every > prev // log_every or step >= total:
-            upd, cnt = int(acc["upd"]), int(acc["ep_cnt"])
-            row = [step, n_updates, episodes, float(acc["ep_sum"]) / cnt if cnt else float("nan"),
-                   float(acc["closs"]) / upd if upd else float("nan"), float(acc["aloss"]) / upd if upd else float("nan")]
-            for k, v in zip(HISTORY_COLUMNS, row): hist[k].append(v)
-            for v in acc.values(): v.zero_()
-            if progress and (step // max(total // 10, 1) > prev // max(total // 10, 1) or step >= total):
-                rate = (step - step0) / max(time.perf_counter() - t0, 1e-9)
-                rets = [r for r in hist["episode_return"] if r == r]
-                last = f"{rets[-1]:.4g}" if rets else "none finished yet"
-                log.info(f"ddpg step {step}/{total}: {episodes} episodes, last episode return {last}, critic {row[4]:.4g}, "
-                         f"actor {row[5]:.4g}, {rate:.0f} env-steps/s, {n_updates} updates")
-        if path is not None and (step // dc.checkpoint_every > prev // dc.checkpoint_every or step >= total):
-            checkpoint(); last_ck = step
-        if callback is not None: callback(step)
+    with progress_bar(total, name, progress and step < total, unit="step", initial=step) as bar:
+        while step < total:
+            with torch.no_grad():
+                if step < dc.learning_starts: act = torch.rand(n, generator=gen) * 2 - 1
+                else: act = (agent.actor(obs) + dc.expl_noise * torch.randn(n, generator=gen)).clamp_(-1, 1)
+            next_obs, rew, done, info = env.step(act)
+            final = info.get("final_obs")
+            real_next = torch.where(done[:, None], final, next_obs) if final is not None else next_obs
+            term = info.get("terminated")
+            # time limits are truncations: bootstrap
+            term = (done & term) if term is not None else torch.zeros_like(done)
+            buf.add(obs, act, rew, real_next, term.float())
+            ep_ret += rew
+            acc["ep_sum"] += (ep_ret * done).sum()
+            acc["ep_cnt"] += done.sum()
+            episodes += int(done.sum())
+            ep_ret = torch.where(done, 0.0, ep_ret)
+            obs, prev, step = next_obs, step, step + n
+            due = (max(0, math.floor((step - dc.learning_starts) * dc.updates_per_step))
+                   if step >= dc.learning_starts else 0)
+            for _ in range(due - n_updates):
+                closs, aloss = agent.update(*buf.sample())
+                acc["closs"] += closs; acc["aloss"] += aloss; acc["upd"] += 1
+            n_updates = max(n_updates, due)
+            if step // log_every > prev // log_every or step >= total:
+                upd, cnt = int(acc["upd"]), int(acc["ep_cnt"])
+                nan = float("nan")
+                row = [step, n_updates, episodes, float(acc["ep_sum"]) / cnt if cnt else nan,
+                       float(acc["closs"]) / upd if upd else nan, float(acc["aloss"]) / upd if upd else nan]
+                for k, v in zip(HISTORY_COLUMNS, row): hist[k].append(v)
+                for v in acc.values(): v.zero_()
+                bar.set_postfix_str(f"{episodes} episodes, return {row[3]:.3g}, critic {row[4]:.3g}", refresh=False)
+            bar.update(step - prev)
+            if path is not None and (step // dc.checkpoint_every > prev // dc.checkpoint_every or step >= total):
+                checkpoint(); last_ck = step
+            if callback is not None: callback(step)
     if path is not None and last_ck != step: checkpoint()
+    if progress and step > step0:
+        rets = [r for r in hist["episode_return"] if r == r]
+        last = f"{rets[-1]:.4g}" if rets else "none finished"
+        log.info(f"{name}: {step}/{total} steps, {episodes} episodes, last interval's episode return {last}, "
+                 f"{n_updates} updates, {(step - step0) / max(time.perf_counter() - t0, 1e-9):.0f} env-steps/s")
     return agent.actor.eval(), pd.DataFrame(hist, columns=HISTORY_COLUMNS)
 
 # %% ../nbs/08_ddpg.ipynb #d691f48a
@@ -560,21 +569,54 @@ def rl_run_key(cfg: Config, il: Any, synth: Any | None) -> str:
                      cfg.digest("sim", "features", "data")])
 
 # %% ../nbs/08_ddpg.ipynb #08027458
-def plot_training_curves(hists: dict[str, pd.DataFrame],  # agent name → history of `train_ddpg`
+def robust_limits(values: np.ndarray,  # any shape; NaN and inf are ignored
+                  q: float = 0.02,  # share left out at each end
+                  log: bool = False,  # limits for a log axis (positive values only)
+                 ) -> tuple[float, float] | None:
+    "Axis limits holding the central 1 − 2q of the finite values, with a 10% margin; None when there are none."
+    v = np.asarray(values, dtype=np.float64).ravel()
+    v = v[np.isfinite(v)]
+    if log: v = np.log10(v[v > 0])
+    if len(v) == 0: return None
+    lo, hi = np.quantile(v, [q, 1 - q])
+    pad = 0.1 * (hi - lo) if hi > lo else 0.1 * max(abs(hi), 1e-12 if not log else 1.0)
+    lo, hi = lo - pad, hi + pad
+    return (10 ** lo, 10 ** hi) if log else (lo, hi)
+
+def plot_training_curves(hists: dict[str, list[pd.DataFrame]],  # agent name → one `train_ddpg` history per seed
                          source: str | None = None,  # data source for the title
-                        ) -> "matplotlib.figure.Figure":
-    "Episode return, critic loss and actor loss against environment steps, one line per agent."
-    import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
-    for name, h in hists.items():
-        ret = h.dropna(subset=["episode_return"])
-        axes[0].plot(ret["step"], ret["episode_return"], marker=".", label=name)
-        axes[1].plot(h["step"], h["critic_loss"], label=name)
-        axes[2].plot(h["step"], h["actor_loss"], label=name)
-    for ax, t in zip(axes, ["episode return (eq. 4 sum, / C0)", "critic loss (eq. 5)", "actor loss −Q(s, μ(s))"]):
-        ax.set(xlabel="environment steps", title=t)
-    axes[1].set_yscale("log")
-    axes[0].legend(frameon=False)
-    fig.suptitle(label_source("DDPG training curves", source))
+                         window: int = 5,  # history rows of the rolling mean and the band
+                        ) -> plt.Figure:
+    "Episode return, critic loss and actor loss against environment steps: every seed, the mean and a band."
+    cols = [("episode_return", "episode return (eq. 4 sum, / C0)", False), ("critic_loss", "critic loss (eq. 5)", True),
+            ("actor_loss", "actor loss −Q(s, μ(s))", False)]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    colors = dict(zip(hists, plt.cm.tab10(np.arange(len(hists)) % 10)))
+    for ax, (col, title, log) in zip(axes, cols):
+        shown = []
+        for name, runs in hists.items():
+            step = runs[0]["step"].to_numpy()
+            v = np.stack([h[col].to_numpy(np.float64) for h in runs])  # (S, R)
+            shown.append(v)
+            for row in v:  # rows without a finished episode are NaN: the line joins the finite points
+                ok = np.isfinite(row)
+                ax.plot(step[ok], row[ok], color=colors[name], lw=0.6, alpha=0.35, marker="." if ok.sum() < 30 else None)
+            roll = lambda f: pd.DataFrame(v.T).rolling(window, center=True, min_periods=1).agg(f)
+            mean = roll("mean").mean(axis=1).to_numpy()
+            lo, hi = roll("min").min(axis=1).to_numpy(), roll("max").max(axis=1).to_numpy()
+            ok = np.isfinite(mean)
+            ax.fill_between(step[ok], lo[ok], hi[ok], color=colors[name], alpha=0.18, lw=0)
+            ax.plot(step[ok], mean[ok], color=colors[name], lw=1.8, label=f"{name} ({len(runs)} seed{'s' * (len(runs) > 1)})")
+        allv = np.concatenate([s.ravel() for s in shown])
+        if log: ax.set_yscale("log")
+        lim = robust_limits(allv, log=log)
+        if lim is not None:
+            ax.set_ylim(*lim)
+            out = int(((allv < lim[0]) | (allv > lim[1])).sum())
+            if out: ax.text(0.99, 0.02, f"{out} point{'s' * (out > 1)} outside the range", transform=ax.transAxes,
+                            ha="right", va="bottom", fontsize=7, color="0.4")
+        ax.set(xlabel="environment steps", title=title)
+    axes[0].legend(frameon=False, fontsize=8)
+    fig.suptitle(label_source("DDPG training curves: every seed (thin), mean and range over seeds", source))
     fig.tight_layout()
     return fig
