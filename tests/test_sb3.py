@@ -29,7 +29,7 @@ def random_actions(env: VecEnv, rng: np.random.Generator) -> np.ndarray:
 
 
 def check_vec_env(env: VecEnv, steps: int, seed: int = 0) -> None:
-    "SB3's `check_env` checks that apply to a VecEnv, and the VecEnv contract of `step` (N rewards, dones, info dicts)."
+    "SB3's `check_env` checks that apply to a VecEnv, and the VecEnv contract of `step` (N rewards, dones, infos)."
     n = env.num_envs
     assert isinstance(env.observation_space, spaces.Space) and isinstance(env.action_space, spaces.Space)
     with warnings.catch_warnings():
