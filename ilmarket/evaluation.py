@@ -15,9 +15,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
+from matplotlib.ticker import FuncFormatter
 
 from .core import (Config, atomic_write, get_config, configure_logging, seed_everything, get_logger, label_source, out_dir as run_out_dir, save_fig,
                            save_table, to_markdown, update_manifest)
+from .agents import fmt_usd, progress_bar
 from .ddpg import FinalRL, ILBaseline, LongOnly
 from .features import FEATURES, compute_features
 from .market import Episode, Orders, Replay, SqrtImpact, make_market_data, own_impact, pay_own_impact
@@ -25,11 +27,11 @@ from .portfolio import apply_fractions, compute_metrics
 from .segments import role_segments, segment_slices
 
 # %% auto #0
-__all__ = ['METRICS', 'STRATEGIES', 'PAPER_TABLE1', 'PAPER_TABLE2', 'PAPER_CASES', 'PCT', 'STYLE', 'REPORT_TITLES', 'BacktestSet',
-           'make_backtest_set', 'backtest_episode', 'simulate_many', 'simulate_backtests', 'run_metrics',
-           'evaluate_policies', 'make_table1', 'make_table2', 'make_table5', 'stress_mode', 'evaluation_label',
-           'make_ablation_table', 'plot_risk_return', 'pick_case', 'plot_backtest', 'check_claims', 'make_report',
-           'write_report', 'earlier_tables', 'load_backtest_set', 'run_evaluation']
+__all__ = ['METRICS', 'STRATEGIES', 'PAPER_TABLE1', 'PAPER_TABLE2', 'PAPER_CASES', 'PCT', 'STYLE', 'REPORT_TITLES',
+           'REPORT_FIGURES', 'BacktestSet', 'make_backtest_set', 'backtest_episode', 'simulate_many',
+           'simulate_backtests', 'run_metrics', 'evaluate_policies', 'make_table1', 'make_table2', 'make_table5',
+           'stress_mode', 'evaluation_label', 'make_ablation_table', 'plot_risk_return', 'pick_case', 'plot_backtest',
+           'check_claims', 'make_report', 'write_report', 'earlier_tables', 'load_backtest_set', 'run_evaluation']
 
 # %% ../nbs/09_evaluation.ipynb #48f24252
 @dataclass(frozen=True)
@@ -315,19 +317,25 @@ def plot_backtest(bt: BacktestSet,  # the backtest segments
                   title: str,  # first title line (labelled with the data source)
                   cash0: float = 1e6,  # initial cash: the market line is rebased to it
                  ) -> matplotlib.figure.Figure:
-    "Figures 5/6: the market rebased to C0 and each strategy's portfolio value on one backtest."
+    "Figures 5/6: portfolio values with the market (rebased to C0) drawn on top, and each value minus the market's."
     L, idx, seg = int(bt.lengths[i]), bt.index[i], bt.segs.iloc[i]
     x = np.arange(L)
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(8, 5.6), sharex=True, gridspec_kw={"height_ratios": [1.5, 1]})
     px = bt.px[i, :L].numpy()
-    ax.plot(x, cash0 * px / px[0], color="black", lw=0.9, alpha=0.6, label="market (close, rebased)")
+    market = cash0 * px / px[0]
     for strat in [s for s in STRATEGIES if s in paths]:
         v = paths[strat]["value"][i, :L]
         ax.plot(x, v, lw=1.2, color=STYLE[strat]["color"], label=f"{strat} ({(v[-1] / cash0 - 1) * 100:+.1f}%)")
+        ax2.plot(x, v - market, lw=1.1, color=STYLE[strat]["color"])
+    ax.plot(x, market, color="black", lw=0.9, ls=(0, (4, 2)), zorder=5,
+            label=f"market (close, rebased; {(px[-1] / px[0] - 1) * 100:+.1f}%)")
+    ax2.axhline(0, color="black", lw=0.9, ls=(0, (4, 2)))
     ticks = np.linspace(0, L - 1, 5).astype(int)
-    ax.set_xticks(ticks, [idx[t].strftime("%Y-%m-%d") for t in ticks])
-    ax.set(ylabel="portfolio value", title=f"{title}\nsegment {int(seg['seg_id'])} ({seg['regime']}), "
+    ax2.set_xticks(ticks, [idx[t].strftime("%Y-%m-%d") for t in ticks])
+    for a in (ax, ax2): a.yaxis.set_major_formatter(FuncFormatter(fmt_usd))
+    ax.set(ylabel="portfolio value (USD)", title=f"{title}\nsegment {int(seg['seg_id'])} ({seg['regime']}), "
            f"{pd.Timestamp(seg['start']):%Y-%m-%d} – {pd.Timestamp(seg['end']):%Y-%m-%d}")
+    ax2.set_ylabel("value − market (USD)")
     ax.legend(frameon=False, fontsize=8)
     fig.tight_layout()
     return fig
@@ -409,12 +417,20 @@ REPORT_TITLES = {"table1_aggregate": "Table 1 — average over the backtests",
                  "table4_il_risk": "Table 4 — IL agents, risk and return (from the IL notebook)",
                  "table6_segments": "Table 6 — segments and roles (from the segmentation notebook)"}
 
+REPORT_FIGURES = {"fig1_il_pnl": "Figure 1 — PnL of the IL agents on an unseen segment (IL notebook)",
+                  "fig2_il_actions": "Figure 2 — position of the IL agents over time (IL notebook)",
+                  "fig3_risk_return": "Figure 3 — risk and return of every backtest",
+                  "fig4_influence_weights": "Figure 4 — influence weights of the synthesis net (synthesis notebook)",
+                  "fig5_bear_backtest": "Figure 5 — a bear-market backtest",
+                  "fig6_volatile_backtest": "Figure 6 — a volatile / sideways backtest",
+                  "fig_training_curves": "DDPG training curves (DDPG notebook)"}
+
 def make_report(cfg: Config,  # the run's config
                 data_desc: Mapping[str, Any],  # source, bar size, first/last bar, number of bars
                 segs: pd.DataFrame,  # all segments with role and coverage
                 tables: Mapping[str, pd.DataFrame | str],  # name → table, or its Markdown text (table1_aggregate, ...)
                 claims: pd.DataFrame,  # `check_claims`
-                figures: Sequence[str],  # figure names under figures/
+                figures: Sequence[str],  # figure names under figures/, embedded in this order
                 notes: Sequence[str] = (),  # extra paragraphs (deviations, caveats)
                ) -> str:
     "The Markdown text of REPORT.md."
@@ -432,7 +448,8 @@ def make_report(cfg: Config,  # the run's config
     for name, df in tables.items():
         lines += [f"## {REPORT_TITLES.get(name, name)}", "", f"[tables/{name}.csv](tables/{name}.csv)", "",
                   df if isinstance(df, str) else _md_table(df), ""]
-    lines += ["## Figures", ""] + [f"- [{f}](figures/{f}.png)" for f in figures] + [""]
+    lines += ["## Figures", ""]
+    for f in figures: lines += [f"### {REPORT_FIGURES.get(f, f)}", "", f"![{f}](figures/{f}.png)", ""]
     if notes: lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
     lines += ["Run details (git commit, versions, data sha256, artifact hashes, per-notebook wall time): [manifest.json](manifest.json)", ""]
     return "\n".join(lines)
@@ -486,9 +503,9 @@ def run_evaluation(cfg: Config,  # run config (`eval.n_seeds` seeds from `cfg.se
                    il: Any,  # ILArtifacts (its baseline is the IL Baseline strategy)
                    ablation: Sequence[str] = ("synthesis", "sqrt", "static"),  # training impacts of the ablation
                    stress: float = 100.0,  # capital multiple of the extra impact-aware evaluation
+                   progress: bool = True,  # a bar of seeds on standard error
                   ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, dict[str, np.ndarray]]]:
     "Backtest rows of the four strategies (both modes, all seeds), ablation rows, and the first seed's static paths."
-    log = get_logger("ilmarket.evaluation")
     ev = cfg.eval
     if cfg.sim.impact == "static": raise ValueError("cfg.sim.impact is 'static': the Final RL agent is the one trained in the interactive simulator")
     if ev.eval_impact != "sqrt": raise ValueError(f"eval.eval_impact {ev.eval_impact!r}: only 'sqrt' is implemented for the impact-aware replay")
@@ -497,16 +514,20 @@ def run_evaluation(cfg: Config,  # run config (`eval.n_seeds` seeds from `cfg.se
     missing = [(i, s) for s in seeds for i in impacts if (i, s) not in actors]
     if missing: raise ValueError(f"run_evaluation needs a trained actor for every (impact, seed); missing {missing}")
     runs, abl, first_paths = [], [], {}
-    for k, s in enumerate(seeds):
-        ddpg = {f"DDPG[{imp}]": FinalRL(actors[(imp, s)]) for imp in impacts}
-        pols = {**ddpg, "Long-Only": LongOnly(), "IL Baseline": ILBaseline(il.baseline)}
-        settings = (("static", None, 1.0), ("impact", cfg.sim.sqrt_y, 1.0), (stress_mode(stress), cfg.sim.sqrt_y, stress))
-        r, paths = evaluate_policies(pols, bt, ev.initial_cash, ev.fee, settings, cfg.sim.sqrt_halflife, seed=s)
-        names = {f"DDPG[{cfg.sim.impact}]": "Final RL", "DDPG[static]": "RL Baseline", "Long-Only": "Long-Only",
-                 "IL Baseline": "IL Baseline"}
-        runs.append(r[r["strategy"].isin(names)].assign(strategy=lambda d: d["strategy"].map(names)))
-        a = r[r["strategy"].isin([f"DDPG[{imp}]" for imp in ablation])]
-        abl.append(a.assign(strategy=a["strategy"].str.slice(5, -1)).rename(columns={"strategy": "train_impact"}))
-        if k == 0: first_paths = {names[n]: v for n, v in paths["static"].items() if n in names}
-        log.info(f"seed {s}: {len(bt.segs)} backtests × {len(pols)} policies evaluated (static and impact-aware)")
+    desc = f"backtests ({len(bt.segs)} segments × {len(impacts) + 2} policies × 3 modes)"
+    with progress_bar(len(seeds), desc, progress, unit="seed") as bar:
+        for k, s in enumerate(seeds):
+            ddpg = {f"DDPG[{imp}]": FinalRL(actors[(imp, s)]) for imp in impacts}
+            pols = {**ddpg, "Long-Only": LongOnly(), "IL Baseline": ILBaseline(il.baseline)}
+            settings = (("static", None, 1.0), ("impact", cfg.sim.sqrt_y, 1.0),
+                        (stress_mode(stress), cfg.sim.sqrt_y, stress))
+            r, paths = evaluate_policies(pols, bt, ev.initial_cash, ev.fee, settings, cfg.sim.sqrt_halflife, seed=s)
+            names = {f"DDPG[{cfg.sim.impact}]": "Final RL", "DDPG[static]": "RL Baseline", "Long-Only": "Long-Only",
+                     "IL Baseline": "IL Baseline"}
+            runs.append(r[r["strategy"].isin(names)].assign(strategy=lambda d: d["strategy"].map(names)))
+            a = r[r["strategy"].isin([f"DDPG[{imp}]" for imp in ablation])]
+            abl.append(a.assign(strategy=a["strategy"].str.slice(5, -1)).rename(columns={"strategy": "train_impact"}))
+            if k == 0: first_paths = {names[n]: v for n, v in paths["static"].items() if n in names}
+            bar.set_postfix_str(f"seed {s} evaluated", refresh=False)
+            bar.update(1)
     return pd.concat(runs, ignore_index=True), pd.concat(abl, ignore_index=True), first_paths
