@@ -22,20 +22,22 @@ from benchlib import OUT, ROOT, machine_info
 from ilmarket.core import atomic_write, git_commit
 
 BENCH = Path(__file__).resolve().parent
-ORDER = ["features", "labels", "sim", "replay", "ddpg", "quick"]  # quick last: it may use what is left of the budget
-TIMEOUT_S = {"features": 120, "labels": 90, "sim": 300, "replay": 120, "ddpg": 360}
+# quick last: it may use what is left of the budget
+ORDER = ["features", "labels", "sim", "replay", "ddpg", "sb3", "quick"]
+TIMEOUT_S = {"features": 120, "labels": 90, "sim": 300, "replay": 120, "ddpg": 360, "sb3": 300}
 KEYS = {  # headline key → (script, goal)
     "features_vs_talib_time_ratio": ("features", ("<=", 2.0)),
     "labels_1m_bars_seconds": ("labels", ("<=", 1.0)),
     "sim_n1024_vs_loop_speedup": ("sim", (">=", 20.0)),
     "sim_n1024_roofline_fraction": ("sim", (">=", 0.4)),
     "ddpg_vs_sb3_update_ratio": ("ddpg", (">=", 2.0)),
+    "sb3_adapter_vs_dummyvecenv_ratio": ("sb3", (">=", 5.0)),
     "replay_bytes_vs_theoretical": ("replay", None),
     "quick_reproduce_seconds": ("quick", None),
 }
 SMOKE_ARGS = {"features": ["--bars", "100000", "--repeats", "2"], "labels": ["--bars", "100000", "--repeats", "2"],
               "sim": ["--smoke"], "replay": ["--smoke"],
-              "ddpg": ["--no-memory", "--rounds", "2", "--updates", "50", "--steps", "600"]}
+              "ddpg": ["--no-memory", "--rounds", "2", "--updates", "50", "--steps", "600"], "sb3": ["--smoke"]}
 ARGS = {"ddpg": ["--no-memory"]}  # replay memory is measured by bench_replay.py
 
 
@@ -219,7 +221,7 @@ def ddpg_view(res: dict | None) -> dict | None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", default=None, help="comma-separated names (features,labels,sim,replay,ddpg,quick)")
+    ap.add_argument("--only", default=None, help="comma-separated names (features,labels,sim,replay,ddpg,sb3,quick)")
     ap.add_argument("--budget", type=float, default=780.0, help="wall-time budget of the whole run in seconds (default 780: with `make install` it stays under 15 minutes)")
     ap.add_argument("--smoke", action="store_true", help="small sizes: checks that the scripts run, figures not meaningful")
     ap.add_argument("--no-fresh-quick", action="store_true", help="never run a quick reproduction, only read its manifest")
