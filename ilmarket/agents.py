@@ -323,8 +323,8 @@ def fit_il_ensemble(data: ILData,  # from `make_il_data`
     agents, hists = [], []
     for i, (X, y) in enumerate(zip(data.X, data.y)):
         seg = data.segments.iloc[i]
-        agent, h = fit_il_agent(X, y, cfg.il, cfg.seed + i, name=f"IL{i + 1}/{M} (segment {seg['seg_id']}, {seg['regime']})",
-                                progress=progress)
+        name = f"IL{i + 1}/{M} (segment {seg['seg_id']}, {seg['regime']})"
+        agent, h = fit_il_agent(X, y, cfg.il, cfg.seed + i, name=name, progress=progress)
         agents.append(agent)
         hists.append(h)
     groups = np.concatenate([np.full(len(x), i) for i, x in enumerate(data.X)])

@@ -600,13 +600,15 @@ def plot_training_curves(hists: dict[str, list[pd.DataFrame]],  # agent name →
             shown.append(v)
             for row in v:  # rows without a finished episode are NaN: the line joins the finite points
                 ok = np.isfinite(row)
-                ax.plot(step[ok], row[ok], color=colors[name], lw=0.6, alpha=0.35, marker="." if ok.sum() < 30 else None)
+                ax.plot(step[ok], row[ok], color=colors[name], lw=0.6, alpha=0.35,
+                        marker="." if ok.sum() < 30 else None)
             roll = lambda f: pd.DataFrame(v.T).rolling(window, center=True, min_periods=1).agg(f)
             mean = roll("mean").mean(axis=1).to_numpy()
             lo, hi = roll("min").min(axis=1).to_numpy(), roll("max").max(axis=1).to_numpy()
             ok = np.isfinite(mean)
             ax.fill_between(step[ok], lo[ok], hi[ok], color=colors[name], alpha=0.18, lw=0)
-            ax.plot(step[ok], mean[ok], color=colors[name], lw=1.8, label=f"{name} ({len(runs)} seed{'s' * (len(runs) > 1)})")
+            label = f"{name} ({len(runs)} seed{'s' * (len(runs) > 1)})"
+            ax.plot(step[ok], mean[ok], color=colors[name], lw=1.8, label=label)
         allv = np.concatenate([s.ravel() for s in shown])
         if log: ax.set_yscale("log")
         lim = robust_limits(allv, log=log)

@@ -129,7 +129,7 @@ def execute_papermill(src: Path,  # source notebook (read only)
                       parameters: dict[str, Any],  # injected into the `parameters` cell
                       cwd: Path,  # working folder of the kernel
                       roots: Mapping[str, str] | None = None,  # absolute folders to write as relative ones (`portable_text`)
-                      stream: TextIO | None = None,  # receives the notebook's standard error as it runs; None: the copy only
+                      stream: TextIO | None = None,  # gets the notebook's standard error as it runs; None: not forwarded
                      ) -> None:
     "Execute `src` into `dest` with papermill on the `python3` kernel; a failing cell raises `StageError`."
     import papermill as pm
