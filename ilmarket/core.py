@@ -30,11 +30,12 @@ import torch
 # %% auto #0
 __all__ = ['Impact', 'IMPACTS', 'PROFILES', 'CONSOLE_HANDLER', 'FLOAT_FORMAT', 'HASH_SUFFIX', 'DAMAGED_SUFFIX', 'MAX_MODIFIED',
            'DataConfig', 'FeatureConfig', 'SegmentConfig', 'LabelConfig', 'ILConfig', 'SynthesisConfig', 'check_impact',
-           'SimConfig', 'DDPGConfig', 'EvalConfig', 'Config', 'get_config', 'parse_setting', 'seed_everything',
-           'get_logger', 'configure_logging', 'label_source', 'project_root', 'out_dir', 'artifact_path', 'atomic_path',
-           'atomic_write', 'sha256_file', 'to_markdown', 'save_table', 'save_fig', 'hash_path', 'recorded_sha256',
-           'save_torch', 'DamagedFile', 'load_torch', 'artifact_files', 'verify_artifacts', 'set_aside',
-           'load_matching', 'git_commit', 'git_state', 'git_dirty', 'package_versions', 'update_manifest']
+           'SimConfig', 'FlowConfig', 'DDPGConfig', 'EvalConfig', 'Config', 'get_config', 'parse_setting',
+           'seed_everything', 'get_logger', 'configure_logging', 'label_source', 'project_root', 'out_dir',
+           'artifact_path', 'atomic_path', 'atomic_write', 'sha256_file', 'to_markdown', 'save_table', 'save_fig',
+           'hash_path', 'recorded_sha256', 'save_torch', 'DamagedFile', 'load_torch', 'artifact_files',
+           'verify_artifacts', 'set_aside', 'load_matching', 'git_commit', 'git_state', 'git_dirty', 'package_versions',
+           'update_manifest']
 
 # %% ../nbs/00_core.ipynb #09c2c421
 @dataclass(frozen=True)
@@ -94,10 +95,10 @@ class SynthesisConfig:
     rollout_steps: int = 0  # improvement: >0 adds a rollout loss with recomputed features
     block_len: int = 30  # block bootstrap length of the residual noise, in bars
 
-Impact = Literal["synthesis", "sqrt", "static"]  # how the simulated price responds to orders
+Impact = Literal["synthesis", "sqrt", "static", "flow"]  # how the simulated price responds to orders
 IMPACTS: tuple[str, ...] = get_args(Impact)
 
-def check_impact(impact: str,  # "synthesis" (the paper), "sqrt" (square-root law on top) or "static" (replay)
+def check_impact(impact: str,  # "synthesis" (the paper), "sqrt" (square-root law on top), "static" (replay), "flow" (dealer)
                  what: str = "impact",  # name for the message
                 ) -> Impact:
     "`impact` itself when it is one of `IMPACTS`, else a ValueError that lists them."
@@ -107,7 +108,7 @@ def check_impact(impact: str,  # "synthesis" (the paper), "sqrt" (square-root la
 @dataclass(frozen=True)
 class SimConfig:
     "Interactive simulator: the IL pool, the agent's orders and the price former."
-    impact: Impact = "synthesis"  # "synthesis" (paper), "sqrt" (improvement) or "static" (historical replay)
+    impact: Impact = "synthesis"  # "synthesis" (paper), "sqrt" (improvement), "static" (historical replay) or "flow"
     fee: float = 0.005  # on filled notional
     agent_capital: float = 1e6  # the trading agent's initial cash
     il_share_frac: float = 0.5  # share of each IL agent's starting capital held in shares (all-cash agents could not sell)
@@ -118,6 +119,19 @@ class SimConfig:
     warmup: int = 60  # real bars before the synthetic part of an episode
     horizon: int = 390  # synthetic bars per episode
     n_envs: int = 16
+
+@dataclass(frozen=True)
+class FlowConfig:
+    "The dealer market of `impact=\"flow\"`: fills at p_t ± a half-spread, net flow through a propagator, GARCH noise."
+    y: float = 0.7  # prefactor Y of the per-bar impact Y·σ·sign(z)|z|^δ of the net flow z = Q/V (literature 0.5–1)
+    delta: float = 0.5  # its exponent δ (the square-root law)
+    permanent: float = 0.2  # share θ of each bar's impact that never decays
+    decay: float = 0.5  # exponent of the transient part's decay (1 + ℓ)^−decay, ℓ bars after the flow
+    half_spread: float = 1.25e-5  # the dealer's half-spread as a log premium (QQQ: about half a cent at $400)
+    garch_alpha: float = 0.08  # weight of the last squared return in the noise variance
+    garch_beta: float = 0.90  # persistence of the noise variance
+    range_mix: float = 0.5  # weight of the replaced real bar's range (Parkinson) in the baseline variance, the rest σ²
+    volume_kappa: float = 0.5  # elasticity of volume to |return| / its expected size
 
 @dataclass(frozen=True)
 class DDPGConfig:
@@ -159,6 +173,7 @@ class Config:
     il: ILConfig = field(default_factory=ILConfig)
     synthesis: SynthesisConfig = field(default_factory=SynthesisConfig)
     sim: SimConfig = field(default_factory=SimConfig)
+    flow: FlowConfig = field(default_factory=FlowConfig)
     ddpg: DDPGConfig = field(default_factory=DDPGConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 

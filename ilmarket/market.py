@@ -5,6 +5,7 @@
 # %% ../nbs/07_simulator.ipynb #c4b3d404
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol, Sequence
 
@@ -27,9 +28,9 @@ from .synthesis import SynthArtifacts
 # %% auto #0
 __all__ = ['SIM_STATE', 'match_orders', 'bootstrap_noise', 'sqrt_impact', 'MarketData', 'make_market_data', 'check_actions',
            'execute_orders', 'pay_own_impact', 'Episode', 'episode_window', 'Orders', 'PriceFormer', 'SynthesisPrice',
-           'Replay', 'SqrtImpact', 'own_impact', 'make_price_former', 'FeatureStreamLike', 'stacked_mlp', 'warm_up',
-           'initial_holdings', 'check_anchors', 'MarketSim', 'sim_state', 'load_sim_state', 'MarketEnv', 'MarketVecEnv',
-           'make_sim', 'play']
+           'Replay', 'SqrtImpact', 'own_impact', 'FlowPrice', 'make_price_former', 'FeatureStreamLike', 'stacked_mlp',
+           'warm_up', 'initial_holdings', 'check_anchors', 'MarketSim', 'sim_state', 'load_sim_state', 'MarketEnv',
+           'MarketVecEnv', 'make_sim', 'play']
 
 # %% ../nbs/07_simulator.ipynb #bf160690
 def match_orders(cash: torch.Tensor,  # (N, P) cash of the P participants in N markets
@@ -159,6 +160,7 @@ def execute_orders(cash: torch.Tensor,  # (N, P) cash of the participants; the t
                    il_act: torch.Tensor | None,  # (N, P-1) the IL agents' actions; None: the agent trades alone
                    px: torch.Tensor,  # (N,) current price p_t, the execution price of every order of the bar
                    fee: float = 0.005,  # on filled notional
+                   dealer: bool = False,  # True: a dealer fills every order in full (no pool matching)
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     "Fill one bar's orders at p_t: (cash, shares) after it, the agent's signed filled shares and traded notional."
     if il_act is None:
@@ -167,6 +169,9 @@ def execute_orders(cash: torch.Tensor,  # (N, P) cash of the participants; the t
         cash, shares = cash.clone(), shares.clone()
         cash[:, -1], shares[:, -1] = cash_a, shares_a
         return cash, shares, filled, traded
+    if dealer:  # the dealer takes the other side of every order: each participant alone, all at p_t
+        new_cash, new_shares, traded = apply_fractions(cash, shares, torch.cat([il_act, act.unsqueeze(1)], 1), px.unsqueeze(1), fee)
+        return new_cash, new_shares, new_shares[:, -1] - shares[:, -1], traded[:, -1]
     cash, shares, fills, _ = match_orders(cash, shares, torch.cat([il_act, act.unsqueeze(1)], 1), px, fee)
     return cash, shares, fills[:, -1], fills[:, -1].abs() * px
 
@@ -214,11 +219,13 @@ class Orders:
     filled: torch.Tensor  # (N,) the agent's signed filled shares
     il_act: torch.Tensor | None = None  # (N, M) the IL agents' actions; None without the pool
     rho: torch.Tensor | None = None  # (N,) the agent's weight C0 / C_IL among them
+    flow: torch.Tensor | None = None  # (N,) net signed shares a dealer filled (IL agents and the agent); None without one
 
 class PriceFormer(Protocol):
     "How the next bar of N markets is formed from the current price and the bar's filled orders."
     name: str  # names the dynamics (the simulator's fingerprint)
-    matched: bool  # True: the IL agents trade and the pool matches the agent; False: the agent trades alone
+    matched: bool  # True: the IL agents trade (matched in the pool, or by a dealer); False: the agent trades alone
+    # optional `dealer: bool`: True when a dealer fills every order in full (the simulator reads it with default False)
     endogenous: bool  # True: `ref` is the current simulated price; False: a real price
     residuals: torch.Tensor  # (R,) what the episodes' noise is drawn from
 
@@ -334,14 +341,99 @@ def own_impact(former: Any,  # a price former
     cost = getattr(former, "cost", None)
     return torch.zeros_like(o.px) if cost is None else cost(o)
 
+# %% ../nbs/07_simulator.ipynb #edbaf20b
+class FlowPrice:
+    "A dealer market: every order filled at p_t, the net signed flow through a square-root propagator, GARCH noise."
+    name, matched, dealer, endogenous = "flow", True, True, True
+
+    def __init__(self,
+                 residuals: np.ndarray | torch.Tensor,  # (R,) fit residuals in time order: the shape of the noise
+                 y: float = 0.7,  # Y of the impulse Y·σ·sign(z)|z|^δ, z = Q/V
+                 delta: float = 0.5,  # δ
+                 permanent: float = 0.2,  # θ: share of an impulse that never decays
+                 decay: float = 0.5,  # γ of the transient part (1 + ℓ)^−γ
+                 half_spread: float = 1.25e-5,  # the dealer's half-spread, a log premium on the agent's fill
+                 garch_alpha: float = 0.08,  # α
+                 garch_beta: float = 0.90,  # β
+                 range_mix: float = 0.5,  # weight of the real bar's Parkinson variance in the baseline b_k
+                 volume_kappa: float = 0.5,  # κ
+                ):
+        res = np.asarray(residuals, dtype=np.float64).reshape(-1)
+        res = res[np.isfinite(res)]
+        if len(res) < 2 or not res.std() > 0: raise ValueError("FlowPrice needs at least two finite residuals that differ")
+        checks = {"delta": 0 < delta <= 1, "permanent": 0 <= permanent <= 1, "decay": decay > 0, "y": y >= 0,
+                  "half_spread": half_spread >= 0, "garch_alpha": garch_alpha >= 0, "garch_beta": garch_beta >= 0,
+                  "garch_alpha + garch_beta": garch_alpha + garch_beta < 1, "range_mix": 0 <= range_mix <= 1,
+                  "volume_kappa": volume_kappa >= 0}
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad: raise ValueError(f"FlowPrice: {bad[0]} out of range ({dict(delta=delta, permanent=permanent, decay=decay, y=y, half_spread=half_spread, garch_alpha=garch_alpha, garch_beta=garch_beta, range_mix=range_mix, volume_kappa=volume_kappa)})")
+        self.residuals = torch.tensor((res - res.mean()) / res.std())  # unit variance: h_k sets the size
+        self.abs_mean = float(self.residuals.abs().mean())  # E|z|
+        self.y, self.delta, self.permanent, self.decay, self.half_spread = y, delta, permanent, decay, half_spread
+        self.alpha, self.beta, self.range_mix, self.kappa = garch_alpha, garch_beta, range_mix, volume_kappa
+
+    def reset(self, ep: Episode) -> None:
+        n, h = ep.close.shape
+        park = torch.log(ep.high / ep.low).clamp(min=0.0) ** 2 / (4 * math.log(2))
+        self.ep, self.base = ep, self.range_mix * park + (1 - self.range_mix) * ep.sigma ** 2  # (N, H) b_k
+        self.kernel = self.permanent + (1 - self.permanent) * (1 + torch.arange(h, dtype=torch.float64)) ** -self.decay
+        self.push = torch.zeros(n, h, dtype=torch.float64)  # Δ_j
+        self.level, self.last_ret = torch.zeros(n, dtype=torch.float64), torch.zeros(n, dtype=torch.float64)
+        self.var = self.base[:, 0].clone()
+
+    def impulse(self, flow: torch.Tensor, k: int) -> torch.Tensor:
+        "(N,) Δ = Y σ sign(Q)|Q/V|^δ of a net flow of Q shares at step k."
+        z = flow / self.ep.vbar[:, k].clamp(min=1.0)
+        return torch.sign(z) * self.y * self.ep.sigma[:, k] * z.abs() ** self.delta
+
+    def move(self, o: Orders) -> tuple[torch.Tensor, torch.Tensor]:
+        "(p_t, I_k − I_{k−1} + √h_k z_k)."
+        k = o.k
+        self.push[:, k] = self.impulse(o.flow, k)
+        level = (self.push[:, :k + 1] * self.kernel[:k + 1].flip(0)).sum(1)  # Σ_j G(k − j) Δ_j
+        if k > 0: self.var = (1 - self.alpha - self.beta) * self.base[:, k] + self.alpha * self.last_ret ** 2 + self.beta * self.var
+        ret = level - self.level + torch.sqrt(self.var) * self.ep.noise[:, k]
+        self.level, self.last_ret = level, ret
+        return o.px, ret
+
+    def bar(self, o: Orders, close: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        "Open p_t; the real bar's wicks scaled by √(h/b); volume answering |return| plus the dealer's fills."
+        e, k = self.ep, o.k
+        scale = torch.sqrt(self.var / self.base[:, k].clamp(min=1e-18))
+        up = torch.log(e.high[:, k] / torch.maximum(e.open[:, k], e.close[:, k])).clamp(min=0.0) * scale
+        down = torch.log(torch.minimum(e.open[:, k], e.close[:, k]) / e.low[:, k]).clamp(min=0.0) * scale
+        size = self.last_ret.abs() / (torch.sqrt(self.var).clamp(min=1e-12) * self.abs_mean)
+        volume = e.volume[:, k] * size.clamp(min=1e-3) ** self.kappa + o.flow.abs()
+        return o.px, torch.maximum(o.px, close) * torch.exp(up), torch.minimum(o.px, close) * torch.exp(-down), volume
+
+    def cost(self, o: Orders) -> torch.Tensor:
+        "The agent's fill pays the half-spread and its marginal impact Δ(Q) − Δ(Q − q), q its own fill."
+        own = self.impulse(o.flow, o.k) - self.impulse(o.flow - o.filled, o.k)
+        return torch.sign(o.filled) * self.half_spread + own
+
+    def get_state(self) -> dict[str, torch.Tensor]:
+        return {"flow_push": self.push.clone(), "flow_level": self.level.clone(), "flow_var": self.var.clone(),
+                "flow_last_ret": self.last_ret.clone()}
+
+    def set_state(self, state: dict[str, torch.Tensor]) -> None:
+        self.push, self.level = state["flow_push"].clone(), state["flow_level"].clone()
+        self.var, self.last_ret = state["flow_var"].clone(), state["flow_last_ret"].clone()
+
 # %% ../nbs/07_simulator.ipynb #bf6a722b
-def make_price_former(impact: Impact,  # "synthesis", "sqrt" or "static"
+def make_price_former(impact: Impact,  # "synthesis", "sqrt", "static" or "flow"
                       cfg: Config,  # run config: `sim.sqrt_y`, `sim.sqrt_halflife`, `sim.noise`, `synthesis.target`
                       synth: nn.Module | None = None,  # the synthesis net; not needed by "static"
                       residuals: np.ndarray | torch.Tensor | None = None,  # (R,) its fit residuals, the noise pool
                      ) -> PriceFormer:
     "The price former of a mode: the paper's, the square-root law on top of it, or the historical replay."
     if impact == "static": return Replay()
+    if impact == "flow":
+        if residuals is None:
+            if cfg.sim.noise: raise ValueError("impact='flow' needs the synthesis residuals (the shape of its noise)")
+            residuals = np.array([-1.0, 1.0])
+        f = cfg.flow
+        return FlowPrice(residuals, f.y, f.delta, f.permanent, f.decay, f.half_spread, f.garch_alpha, f.garch_beta,
+                         f.range_mix, f.volume_kappa)
     if impact not in ("synthesis", "sqrt"):  # the dispatch is exhaustive over `Impact`: anything else is refused
         raise ValueError(f"impact must be one of {list(IMPACTS)}, got {impact!r}")
     if synth is None:
@@ -515,9 +607,12 @@ class MarketSim:
         act = check_actions(act, self.n_envs)
         m, k, px = self.n_agents, self.k, self.px
         il_act = self.il_act if self.former.matched else None
+        dealer = bool(getattr(self.former, "dealer", False)) and il_act is not None
+        shares0 = self.shares
         before = self.cash[:, m].clone(), self.shares[:, m].clone()
-        self.cash, self.shares, filled, traded = execute_orders(self.cash, self.shares, act, il_act, px, self.fee)
-        orders = Orders(k, px, act, filled, il_act, self.c0 / self.il_capital)
+        self.cash, self.shares, filled, traded = execute_orders(self.cash, self.shares, act, il_act, px, self.fee, dealer)
+        flow = (self.shares - shares0).sum(1) if dealer else None  # the dealer's net signed fills
+        orders = Orders(k, px, act, filled, il_act, self.c0 / self.il_capital, flow)
         self.cash[:, m], self.shares[:, m] = pay_own_impact(*before, self.cash[:, m], self.shares[:, m], own_impact(self.former, orders))
         ref, ret = self.former.move(orders)
         close = ref * torch.exp(ret)
