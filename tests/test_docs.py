@@ -280,3 +280,66 @@ def test_nbdev_doc_links_become_relative():
     assert link("[core](00_core.ipynb#seeding)") == "[core](core.html#seeding)"
     assert link("[ext](https://example.org/a.html#b)") == "[ext](https://example.org/a.html#b)"
     assert link("[report](../reports/full/REPORT.md)") == "[report](report.html)"
+
+
+def _saved_figures(nb: Path) -> list[str]:
+    "The figures a notebook saves: the literal names of its `save_fig(fig, \"name\", ...)` calls."
+    code = "\n".join("".join(c["source"]) for c in json.loads(nb.read_text(encoding="utf-8"))["cells"]
+                     if c["cell_type"] == "code")
+    return sorted(set(re.findall(r"save_fig\(\s*[\w.]+\s*,\s*[\"']([\w.-]+)[\"']", code)))
+
+
+def _sha(path: Path) -> str:
+    import hashlib
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _page_images(site: Path, page: str, visited: dict) -> list[tuple[str, bool, Path]]:
+    "(src, loaded, file in the site) of every image on a page."
+    out = []
+    for im in visited[page]["images"]:
+        rel = unquote(urlsplit(im["src"]).path).lstrip("/")
+        out.append((im["src"], im["ok"], site / rel))
+    return out
+
+
+FIGURE_NOTEBOOKS = [nb for nb in NOTEBOOKS if _saved_figures(nb)]
+
+
+@pytest.mark.parametrize("nb", FIGURE_NOTEBOOKS, ids=[nb.stem for nb in FIGURE_NOTEBOOKS])
+def test_every_saved_figure_is_shown_once(site, visited, nb):
+    """A page rendered from a reproduction run shows one image per figure its notebook saves, each loaded in the
+    browser, none twice (no two with the same bytes); a figure shown from its saved file is that file."""
+    src, profile = build_docs.pick_source(nb, ROOT / "reports")
+    if profile is None:
+        pytest.skip(f"no executed copy of {nb.name} matches its cells: `make reproduce` writes one")
+    page, names = _page_of(site, nb), _saved_figures(nb)
+    images = _page_images(site, page, visited)
+    assert [s for s, ok, _ in images if not ok] == [], f"{page}: images not loaded"
+    assert len(images) == len(names), f"{page}: {len(images)} images for the figures {nb.name} saves: {names}"
+    shown = [_sha(f) for _, _, f in images if f.is_file()]
+    assert len(set(shown)) == len(shown) == len(images), f"{page}: an image is missing from the site or shown twice"
+    folder = ROOT / "reports" / profile / "figures"
+    for name in names:
+        assert shown.count(_sha(folder / f"{name}.png")) <= 1, f"{page}: {name}.png is shown more than once"
+
+
+def test_report_page_embeds_every_figure_it_names(site, visited):
+    "The report page shows one loaded image per figure REPORT.md links or embeds, with the figure's own bytes."
+    report = next((ROOT / "reports" / p / "REPORT.md" for p in build_docs.PROFILES
+                   if (ROOT / "reports" / p / "REPORT.md").is_file()), None)
+    if report is None: pytest.skip("no REPORT.md: `make reproduce` writes one")
+    named = list(dict.fromkeys(re.findall(r"\]\(<?(figures/[\w.-]+\.png)>?\)", report.read_text(encoding="utf-8"))))
+    assert named, f"{report} names no figure"
+    images = _page_images(site, "report.html", visited)
+    assert [s for s, ok, _ in images if not ok] == [], "report.html: images not loaded"
+    shown = [_sha(f) for _, _, f in images if f.is_file()]
+    assert len(images) == len(named), f"report.html: {len(images)} images for the {len(named)} figures REPORT.md names"
+    for rel in named:
+        assert shown.count(_sha(report.parent / rel)) == 1, f"report.html: {rel} is not embedded exactly once"
+
+
+def test_image_links_become_embedded_images():
+    text = "- [fig3](figures/fig3.png) ![x](a.png) [table](tables/t.csv) [f](<figures/y.PNG>)"
+    want = "- ![fig3](figures/fig3.png) ![x](a.png) [table](tables/t.csv) ![f](figures/y.PNG)"
+    assert build_docs.embed_image_links(text) == want

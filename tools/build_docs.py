@@ -16,9 +16,10 @@
    absolute doc links become relative ones) and Sphinx builds `--out` with the Furo theme: one page per
    notebook, in order, the front page from `index.ipynb`, a "Reproduction report" page from
    `reports/full/REPORT.md` (else `reports/quick/REPORT.md`) with its figures and linked files,
-   navigation and Sphinx's client-side search. Maths is typeset by the MathJax 3 copy that the
-   `sphinx-mathjax-offline` package ships, served from the site itself: the pages make no request
-   outside it.
+   navigation and Sphinx's client-side search. The report's figures are embedded in the page: a link to an
+   image file (`[fig3](figures/fig3.png)`, as older reports wrote them) becomes the image itself. Maths is
+   typeset by the MathJax 3 copy that the `sphinx-mathjax-offline` package ships, served from the site
+   itself: the pages make no request outside it.
 
 Processed notebooks are cached in `--cache`, keyed by the content of the notebook, the package's doc
 index, nbdev's version and this script, so a rebuild only processes what changed. A notebook whose API docs
@@ -386,6 +387,14 @@ def _frontmatter(nb: dict) -> dict:
 _REL_LINK = re.compile(r"(?:\]\(<?|(?:src|href)=\")([^)\s\">#]+)")
 
 
+_IMAGE_LINK = re.compile(r"(?<!!)\[([^\]]*)\]\(<?([^)\s>]+\.(?:png|jpe?g|gif|svg|webp))>?\)", flags=re.I)
+
+
+def embed_image_links(text: str) -> str:
+    "Markdown links to image files (`[name](figures/x.png)`) as embedded images (`![name](figures/x.png)`)."
+    return _IMAGE_LINK.sub(lambda m: f"![{m.group(1)}]({m.group(2)})", text)
+
+
 def write_report(src_dir: Path, extra_dir: Path, link: Linker, reports: Path) -> str:
     "Write `report.md` from the reproduction report (or a page saying how to make one); return its origin."
     for profile in PROFILES:
@@ -407,7 +416,7 @@ def write_report(src_dir: Path, extra_dir: Path, link: Linker, reports: Path) ->
         for d in ([src_dir] if f.suffix.lower() in IMAGE_EXT else []) + [extra_dir]:
             (d / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(f, d / rel)
-    text = link(text)
+    text = link(embed_image_links(text))
     origin = _rel(report)
     if not re.search(r"^#\s+\S", text, flags=re.M): text = "# Reproduction report\n\n" + text
     text = re.sub(r"^(#\s+.*)$", lambda m: m.group(1) + f"\n\n*Rendered from `{origin}`.*", text, count=1, flags=re.M)
