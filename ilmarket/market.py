@@ -353,10 +353,10 @@ class FlowPrice:
                  permanent: float = 0.2,  # θ: share of an impulse that never decays
                  decay: float = 0.5,  # γ of the transient part (1 + ℓ)^−γ
                  half_spread: float = 1.25e-5,  # the dealer's half-spread, a log premium on the agent's fill
-                 garch_alpha: float = 0.08,  # α
-                 garch_beta: float = 0.90,  # β
+                 garch_alpha: float = 0.05,  # α
+                 garch_beta: float = 0.5,  # β
                  range_mix: float = 0.5,  # weight of the real bar's Parkinson variance in the baseline b_k
-                 volume_kappa: float = 0.5,  # κ
+                 volume_kappa: float = 0.3,  # κ
                 ):
         res = np.asarray(residuals, dtype=np.float64).reshape(-1)
         res = res[np.isfinite(res)]
