@@ -102,12 +102,12 @@ def fit_early_stopping(model: nn.Module,  # trained in place; returned with its 
             for k in extras: hist[k].append(parts[k] / n_train)
             if vloss < best_loss - 1e-7: best, best_loss, since = copy.deepcopy(model.state_dict()), vloss, 0
             else: since += 1
-            bar.set_postfix_str(f"val loss {vloss:.4g}, best {best_loss:.4g}", refresh=False)
+            bar.set_postfix_str(f"val {vloss:.4g}, best {best_loss:.4g}", refresh=False)
             bar.update(1)
             if since >= cfg.patience: break
         if bar.n < cfg.max_epochs:  # stopped early: the bar ends full at the epochs run
             bar.total = bar.n
-            bar.set_postfix_str(f"best val loss {best_loss:.4g}, stopped early", refresh=False)
+            bar.set_postfix_str(f"best {best_loss:.4g}, early stop", refresh=False)
     model.load_state_dict(best)
     model.eval()
     hist.update(epochs=len(hist["val_loss"]), best_epoch=int(np.argmin(hist["val_loss"])) + 1, best_val_loss=best_loss)

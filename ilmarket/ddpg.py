@@ -503,7 +503,8 @@ def train_ddpg(env: Any,  # a batched env (reset/step as above) or a zero-argume
                        float(acc["closs"]) / upd if upd else nan, float(acc["aloss"]) / upd if upd else nan]
                 for k, v in zip(HISTORY_COLUMNS, row): hist[k].append(v)
                 for v in acc.values(): v.zero_()
-                bar.set_postfix_str(f"{episodes} episodes, return {row[3]:.3g}, critic {row[4]:.3g}", refresh=False)
+                last = next((r for r in reversed(hist["episode_return"]) if r == r), nan)  # latest interval with one
+                bar.set_postfix_str(f"{episodes} ep, return {last:.3g}, critic {row[4]:.2g}", refresh=False)
             bar.update(step - prev)
             if path is not None and (step // dc.checkpoint_every > prev // dc.checkpoint_every or step >= total):
                 checkpoint(); last_ck = step
