@@ -26,10 +26,11 @@ from .segments import make_segments, role_segments
 from .synthesis import SynthArtifacts
 
 # %% auto #0
-__all__ = ['SIM_STATE', 'match_orders', 'bootstrap_noise', 'sqrt_impact', 'MarketData', 'make_market_data', 'check_actions',
-           'execute_orders', 'pay_own_impact', 'Episode', 'episode_window', 'Orders', 'PriceFormer', 'SynthesisPrice',
-           'Replay', 'SqrtImpact', 'own_impact', 'FlowPrice', 'make_price_former', 'FeatureStreamLike', 'stacked_mlp',
-           'warm_up', 'initial_holdings', 'check_anchors', 'MarketSim', 'sim_state', 'load_sim_state', 'MarketEnv',
+__all__ = ['SIM_STATE', 'FEATURE_BOUNDS', 'ACCOUNT_BOUNDS', 'match_orders', 'bootstrap_noise', 'sqrt_impact', 'MarketData',
+           'make_market_data', 'check_actions', 'execute_orders', 'pay_own_impact', 'Episode', 'episode_window',
+           'Orders', 'PriceFormer', 'SynthesisPrice', 'Replay', 'SqrtImpact', 'own_impact', 'FlowPrice',
+           'make_price_former', 'FeatureStreamLike', 'stacked_mlp', 'warm_up', 'initial_holdings', 'check_anchors',
+           'MarketSim', 'sim_state', 'load_sim_state', 'observation_box', 'clip_observation', 'MarketEnv',
            'MarketVecEnv', 'make_sim', 'play']
 
 # %% ../nbs/07_simulator.ipynb #bf160690
@@ -681,6 +682,23 @@ def load_sim_state(sim: MarketSim,  # a simulator of the same fingerprint
 
 # %% ../nbs/07_simulator.ipynb #d17cfeae
 _INFO_KEYS = ("price", "cash", "shares", "value", "filled")
+FEATURE_BOUNDS: tuple[float, float] = (-1.0, 2.0)  # scaled features: the min-max envelope widened by its width
+ACCOUNT_BOUNDS: tuple[float, float] = (0.0, 10.0)  # b/C0 and k·p/C0: no borrowing or short sales; tenfold growth
+
+def observation_box(n_obs: int,  # F + 2
+                   ) -> spaces.Box:
+    "The wrappers' observation space: F scaled features in FEATURE_BOUNDS, then cash and holdings in ACCOUNT_BOUNDS."
+    low = np.r_[np.full(n_obs - 2, FEATURE_BOUNDS[0]), np.full(2, ACCOUNT_BOUNDS[0])].astype(np.float32)
+    high = np.r_[np.full(n_obs - 2, FEATURE_BOUNDS[1]), np.full(2, ACCOUNT_BOUNDS[1])].astype(np.float32)
+    return spaces.Box(low, high, (n_obs,), np.float32)
+
+def clip_observation(obs: torch.Tensor,  # (..., F+2) float32
+                     box: spaces.Box,
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    "The observation clipped into `box`, and per row how many coordinates were clipped."
+    x = obs.numpy()
+    y = np.clip(x, box.low, box.high)
+    return y, (y != x).sum(-1)
 
 class MarketEnv(gym.Env):
     "One simulated market as a Gymnasium environment (a `MarketSim` with N = 1)."
@@ -690,18 +708,19 @@ class MarketEnv(gym.Env):
         if sim.n_envs != 1: raise ValueError(f"MarketEnv wraps a simulator with n_envs=1, got {sim.n_envs}; use MarketVecEnv")
         self.sim = sim
         n_obs = int(sim.reset(seed=int(sim.cfg.seed)).shape[1])
-        self.observation_space = spaces.Box(-np.inf, np.inf, (n_obs,), np.float32)
+        self.observation_space = observation_box(n_obs)
         self.action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
-        obs = self.sim.reset(seed=int(self.np_random.integers(2**31 - 1)))
-        return obs[0].numpy(), {"price": float(self.sim.px[0])}
+        obs, clipped = clip_observation(self.sim.reset(seed=int(self.np_random.integers(2**31 - 1)))[0], self.observation_space)
+        return obs, {"price": float(self.sim.px[0]), "clipped": int(clipped)}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
         obs, reward, done, info = self.sim.step(check_actions(action, 1, ((1,), ())))
         if bool(done[0]): obs = info["final_obs"]
-        return obs[0].numpy(), float(reward[0]), False, bool(done[0]), {k: float(info[k][0]) for k in _INFO_KEYS}
+        obs, clipped = clip_observation(obs[0], self.observation_space)
+        return obs, float(reward[0]), False, bool(done[0]), {**{k: float(info[k][0]) for k in _INFO_KEYS}, "clipped": int(clipped)}
 
 class MarketVecEnv(VectorEnv):
     "The batched simulator as a Gymnasium vector environment (same-step auto-reset)."
@@ -710,24 +729,25 @@ class MarketVecEnv(VectorEnv):
     def __init__(self, sim: MarketSim):
         self.sim, self.num_envs = sim, sim.n_envs
         n_obs = int(sim.reset(seed=int(sim.cfg.seed)).shape[1])
-        self.single_observation_space = spaces.Box(-np.inf, np.inf, (n_obs,), np.float32)
+        self.single_observation_space = observation_box(n_obs)
         self.single_action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
-        obs = self.sim.reset(seed=int(self.np_random.integers(2**31 - 1)))
-        return obs.numpy(), {"price": self.sim.px.numpy().copy()}
+        obs, clipped = clip_observation(self.sim.reset(seed=int(self.np_random.integers(2**31 - 1))), self.single_observation_space)
+        return obs, {"price": self.sim.px.numpy().copy(), "clipped": clipped}
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
         n = self.num_envs
         obs, reward, done, info = self.sim.step(check_actions(actions, n, ((n, 1), (n,))))
         infos: dict[str, Any] = {k: info[k].numpy() for k in _INFO_KEYS}
+        obs, infos["clipped"] = clip_observation(obs, self.single_observation_space)
         if bool(done[0]):
-            infos["final_obs"], infos["_final_obs"] = info["final_obs"].numpy(), done.numpy()
+            infos["final_obs"], infos["_final_obs"] = clip_observation(info["final_obs"], self.single_observation_space)[0], done.numpy()
             infos["final_info"], infos["_final_info"] = {k: infos[k] for k in _INFO_KEYS}, done.numpy()
-        return obs.numpy(), reward.numpy(), np.zeros(self.num_envs, dtype=bool), done.numpy(), infos
+        return obs, reward.numpy(), np.zeros(self.num_envs, dtype=bool), done.numpy(), infos
 
 # %% ../nbs/07_simulator.ipynb #51a71c0b
 def _stream_factory(cfg: Config) -> Callable[[int], FeatureStreamLike]:
