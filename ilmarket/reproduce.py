@@ -22,12 +22,14 @@ from typing import Any, Callable, Mapping, Sequence, TextIO
 from . import __version__
 from .core import (Config, artifact_files, atomic_write, configure_logging, get_config, get_logger, git_state,
                            out_dir, parse_setting, project_root, sha256_file, update_manifest, verify_artifacts)
-from .data import resolve_data_path
+from .data import load_bars, resolve_data_path
+from .forward import forward_test, load_models, write_forward
 
 # %% auto #0
 __all__ = ['EXCLUDED', 'SEGMENT_KEYWORDS', 'MAX_RUNS', 'TIMINGS_HEADING', 'has_parameters', 'pipeline_notebooks',
            'notebook_sha256', 'run_key', 'stage_stamp', 'StageError', 'StageResult', 'failing_line', 'portable_text',
-           'execute_papermill', 'run_stages', 'portable_path', 'reproduce', 'with_timings', 'check_out_dir', 'main']
+           'execute_papermill', 'run_stages', 'portable_path', 'reproduce', 'with_timings', 'check_out_dir',
+           'run_backtest', 'main']
 
 # %% ../nbs/11_reproduce.ipynb #ff1c5345
 EXCLUDED = ("00_core", "11_reproduce")  # the library core and this driver are not pipeline stages
@@ -388,7 +390,27 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("-v", "--verbose", action="store_true", help="also print debug messages")
     r.add_argument("-q", "--quiet", action="store_true", help="print warnings and errors only")
     r.add_argument("--nbs", metavar="DIR", default=None, help=argparse.SUPPRESS)
+    b = sub.add_parser("backtest", help="run a run's trained policies on any bars, static and impact-aware",
+                       description="Load the models a run exported (e.g. reports/full/models), run Final RL, RL Baseline, "
+                       "IL Baseline, Long-Only and Do-Nothing on the bars of --data (the whole span and the segments "
+                       "found in it), and write tables, a figure and FORWARD.md to the output folder.")
+    b.add_argument("--models", metavar="DIR", required=True, help="a folder written by ilmarket.forward.save_models")
+    b.add_argument("--data", metavar="FILE", required=True, help="bars file (parquet/CSV) the models never saw")
+    b.add_argument("--out", metavar="DIR", default=None, help="output folder (default: reports/backtest-<data file stem>)")
+    b.add_argument("-v", "--verbose", action="store_true", help="also print debug messages")
+    b.add_argument("-q", "--quiet", action="store_true", help="print warnings and errors only")
     return p
+
+def run_backtest(models: str | Path,  # folder of exported models
+                 data: str | Path,  # bars file
+                 out: str | Path | None = None,  # output folder; None → reports/backtest-<stem>
+                ) -> Path:
+    "`ilmarket backtest`: the forward test of exported models on a bars file; returns FORWARD.md's path."
+    m = load_models(models)
+    bars = load_bars(data)
+    out = Path(out) if out is not None else project_root() / "reports" / f"backtest-{Path(data).name.split('.')[0]}"
+    runs, summary, segs = forward_test(m, bars)
+    return write_forward(runs, summary, segs, m, bars, out)
 
 def main(argv: Sequence[str] | None = None,  # command-line arguments (default: sys.argv[1:])
         ) -> int:
@@ -398,6 +420,9 @@ def main(argv: Sequence[str] | None = None,  # command-line arguments (default: 
     log = get_logger("ilmarket.reproduce")
     try:
         out = None if args.out is None else check_out_dir(args.out)
+        if args.command == "backtest":
+            log.info(f"forward test written to {run_backtest(args.models, args.data, out)}")
+            return 0
         reproduce(profile=args.profile, seed=args.seed, data=args.data, out=out, force=args.force,
                   only=[s.strip() for s in args.only.split(",") if s.strip()] if args.only else None, nbs_dir=args.nbs,
                   settings=dict(args.settings), segments=args.segments)
