@@ -158,6 +158,8 @@ class EvalConfig:
     fee: float = 0.005
     n_seeds: int = 3
     eval_impact: Impact = "sqrt"  # impact model of the impact-aware evaluation
+    holdout_months: int = 6  # realism checks: the last months of the bars, held out from the simulator's fit
+    holdout_path: str | None = None  # or a bars file of their own (`ilmarket reproduce --holdout FILE`)
 
 # %% ../nbs/00_core.ipynb #e7759a9d
 @dataclass(frozen=True)

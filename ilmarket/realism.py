@@ -6,7 +6,8 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from pathlib import Path
+from typing import Any, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -16,14 +17,15 @@ from scipy import stats
 
 from .agents import ILArtifacts
 from .core import Config
-from .data import stylized_facts
-from .market import MarketSim, make_sim
+from .data import load_bars, stylized_facts
+from .features import FeatureStream
+from .market import MarketSim, make_market_data, make_sim
 from .synthesis import SynthArtifacts
 
 # %% auto #0
 __all__ = ['simulate_paths', 'compare_facts', 'inject_order', 'impact_curve', 'fit_power_law', 'impact_checks',
            'make_realism_sims', 'plot_realism_returns', 'default_agent_impact', 'plot_impact_curve',
-           'summarise_realism']
+           'summarise_realism', 'holdout_bars', 'holdout_sim', 'decay_curve', 'realism_checks']
 
 # %% ../nbs/07b_realism.ipynb #574f70cb
 def simulate_paths(sim: MarketSim,  # the simulator (its anchors define the windows)
@@ -31,10 +33,12 @@ def simulate_paths(sim: MarketSim,  # the simulator (its anchors define the wind
                    n_episodes: int = 1,  # batches of N episodes
                   ) -> dict[str, np.ndarray]:
     "Simulated and real one-bar log returns and volumes of the same windows under a passive agent, each (P, H)."
-    out: dict[str, list] = {k: [] for k in ("sim_ret", "sim_vol", "real_ret", "real_vol", "session_open", "sigma")}
+    out: dict[str, list] = {k: [] for k in ("sim_ret", "sim_vol", "real_ret", "real_vol", "session_open", "sigma", "minute")}
     sim.reset(seed=seed)
     zero = torch.zeros(sim.n_envs, dtype=torch.float64)
     d, idx = sim.data, torch.arange(sim.horizon)
+    wall = d.index.tz_convert("America/New_York") if d.index is not None else None
+    minute = torch.as_tensor(np.asarray(wall.hour * 60 + wall.minute)) if wall is not None else torch.zeros(len(d.close), dtype=torch.long)
     for _ in range(n_episodes):
         t0, px0 = sim.t0.clone(), sim.px.clone()
         path = t0.unsqueeze(1) + idx
@@ -46,7 +50,7 @@ def simulate_paths(sim: MarketSim,  # the simulator (its anchors define the wind
         real_lp = torch.log(torch.cat([d.close[t0 - 1].unsqueeze(1), d.close[path]], 1))
         out["sim_ret"].append(torch.diff(lp, dim=1)); out["sim_vol"].append(torch.stack(vols, 1))
         out["real_ret"].append(torch.diff(real_lp, dim=1)); out["real_vol"].append(d.volume[path])
-        out["session_open"].append(d.new_session[path]); out["sigma"].append(d.sigma[t0].unsqueeze(1).expand(-1, sim.horizon))
+        out["session_open"].append(d.new_session[path]); out["minute"].append(minute[path]); out["sigma"].append(d.sigma[t0].unsqueeze(1).expand(-1, sim.horizon))
     return {k: torch.cat(v).numpy() for k, v in out.items()}
 
 def compare_facts(paths: dict[str, np.ndarray],  # from `simulate_paths`
@@ -270,3 +274,94 @@ def summarise_realism(facts: pd.DataFrame,  # `compare_facts` table
         rows.append(("synthesis net's own output carries the simulated returns (> 10% of the variance)", "yes" if share > 0.1 else "no",
                      f"net-only std {quiet_std:.3g} vs {facts.loc[0, 'simulated']:.3g} with noise: {share:.2%} of the variance"))
     return pd.DataFrame(rows, columns=["finding", "reproduced", "numbers"])
+
+# %% ../nbs/07b_realism.ipynb #d43fd1e1
+def holdout_bars(bars: pd.DataFrame,  # the run's bars
+                 cfg: Config,  # `cfg.eval.holdout_path` / `holdout_months`
+                ) -> tuple[pd.DataFrame, str]:
+    "The realism checks' held-out bars and a line saying which: a bars file of their own, or the last months of `bars`."
+    if cfg.eval.holdout_path:
+        b = load_bars(cfg.eval.holdout_path)
+        return b, f"{Path(cfg.eval.holdout_path).name} ({b.index[0]:%Y-%m-%d}..{b.index[-1]:%Y-%m-%d})"
+    start = bars.index[-1] - pd.DateOffset(months=int(cfg.eval.holdout_months))
+    b = bars[bars.index > start].copy()
+    b.attrs = dict(bars.attrs)
+    return b, f"the last {cfg.eval.holdout_months} months of the run's bars ({b.index[0]:%Y-%m-%d}..{b.index[-1]:%Y-%m-%d})"
+
+def holdout_sim(cfg: Config, bars: pd.DataFrame,  # the held-out bars
+                il: ILArtifacts, syn: SynthArtifacts,  # the run's models
+                impact: str,  # "synthesis", "sqrt" or "flow"
+                n_envs: int = 128,
+               ) -> MarketSim:
+    "A simulator whose episodes start on any window of the held-out bars."
+    data = make_market_data(bars, None, cfg.sim.warmup, cfg.sim.horizon, cfg.sim.vol_window)
+    return MarketSim(cfg, data, il.scaler, lambda n: FeatureStream(n, cfg.features), il.ensemble, syn.net, syn.residuals,
+                     n_envs=n_envs, impact=impact)
+
+def decay_curve(sim: MarketSim, seed: int,
+                fraction: float = 0.01,  # order size, share of the bar's volume
+                pre_steps: int = 10,  # passive bars before the order
+                after: int = 30,  # bars followed
+               ) -> np.ndarray:
+    "(after,) mean signed response in σ units, h = 1..after bars after one buy or sell (both, averaged)."
+    if pre_steps + after > sim.horizon: raise ValueError(f"pre_steps + after = {pre_steps + after} exceeds the horizon {sim.horizon}")
+    sim.reset(seed=seed)
+    zero = torch.zeros(sim.n_envs, dtype=torch.float64)
+    for _ in range(pre_steps): sim.step(zero)
+    state = sim.get_state()
+    vol_now, sigma = sim.ep.volume[:, sim.k].clone(), sim.ep.sigma[:, sim.k].clone()
+    base, _ = inject_order(sim, state, torch.zeros(sim.n_envs, dtype=torch.float64), after)
+    resp = sum(side * (inject_order(sim, state, side * fraction * vol_now, after)[0] - base) / sigma.unsqueeze(1) for side in (1, -1))
+    sim.set_state(state)
+    return (resp / 2).mean(0).numpy()
+
+# %% ../nbs/07b_realism.ipynb #c585dc55
+def _profile(x: np.ndarray, minute: np.ndarray, keep: np.ndarray, slot: int = 30) -> pd.Series:
+    "Mean of x by `slot`-minute slot of the session (from 09:30), over the kept bars."
+    return pd.Series(x[keep]).groupby((minute[keep] - 570) // slot).mean()
+
+def _aggregated_kurtosis(r: np.ndarray, k: int) -> float:
+    "Excess kurtosis of sums of k consecutive returns (non-overlapping blocks of each path); NaN when a path is shorter."
+    n = r.shape[1] // k
+    return float(stats.kurtosis(r[:, :n * k].reshape(r.shape[0], n, k).sum(2).ravel())) if n else float("nan")
+
+def realism_checks(paths: dict[str, np.ndarray],  # `simulate_paths` on held-out windows
+                   curve: pd.DataFrame,  # `impact_curve` on them
+                   decay: np.ndarray,  # `decay_curve` on them
+                   session_bars: int = 78,  # bars of one session (390 minutes / bar size)
+                   real_agg: Sequence[float] | None = None,  # kurtosis of 1-, 6-, session-bar sums of the held-out bars
+                  ) -> pd.DataFrame:
+    "The ten checks: check, value, real, tolerance, pass (one row each)."
+    # check 8's real reference: all held-out bars when given (the windows alone are few long sums)
+    keep = ~paths["session_open"]
+    sr, rr = np.where(keep, paths["sim_ret"], 0.0), np.where(keep, paths["real_ret"], 0.0)
+    fs, fr = stylized_facts(sr, paths["sim_vol"], keep), stylized_facts(rr, paths["real_vol"], keep)
+    ks = float(stats.ks_2samp(fr["returns"], fs["returns"]).statistic)
+    prof = lambda x: _profile(x, paths["minute"], keep)
+    c_abs = float(np.corrcoef(*pd.concat([prof(np.abs(sr)), prof(np.abs(rr))], axis=1).dropna().to_numpy().T)[0, 1])
+    c_vol = float(np.corrcoef(*pd.concat([prof(paths["sim_vol"]), prof(paths["real_vol"])], axis=1).dropna().to_numpy().T)[0, 1])
+    ks_s = [_aggregated_kurtosis(sr, k) for k in (1, 6, session_bars)]
+    ks_r = list(real_agg) if real_agg is not None else [_aggregated_kurtosis(rr, k) for k in (1, 6, session_bars)]
+    falls = lambda k: bool(np.isfinite(k).all() and k[0] > k[1] > k[2])
+    imp = impact_checks(curve)
+    h = np.arange(1, len(decay) + 1)
+    transient = float(1 - decay[-1] / decay[0]) if decay[0] > 0 else float("nan")
+    signed = bool(decay[0] > 0 and (np.diff(decay) <= 1e-9 * abs(decay[0])).all() and decay[-1] >= 0)
+    fmt = lambda k: "/".join(f"{v:.2f}" for v in k)
+    rows = [("1 KS distance of returns", ks, np.nan, "≤ 0.05", ks <= 0.05),
+            ("2 excess kurtosis", fs["kurtosis"], fr["kurtosis"], "within 25%", abs(fs["kurtosis"] / fr["kurtosis"] - 1) <= 0.25),
+            ("3 mean ACF |r|, lags 1–30", fs["acf_abs"].mean(), fr["acf_abs"].mean(), "within 0.01",
+             abs(fs["acf_abs"].mean() - fr["acf_abs"].mean()) <= 0.01),
+            ("4 lag-1 ACF of r", fs["acf_ret"][0], fr["acf_ret"][0], "within 0.02", abs(fs["acf_ret"][0] - fr["acf_ret"][0]) <= 0.02),
+            ("5 corr(|r|, volume)", fs["vol_vol_corr"], fr["vol_vol_corr"], "within 0.1", abs(fs["vol_vol_corr"] - fr["vol_vol_corr"]) <= 0.1),
+            ("6 intraday |r| profile", c_abs, 1.0, "corr ≥ 0.8", c_abs >= 0.8),
+            ("7 intraday volume profile", c_vol, 1.0, "corr ≥ 0.8", c_vol >= 0.8),
+            (f"8 kurtosis of 1/6/{session_bars}-bar sums falls ({fmt(ks_s)} vs real {fmt(ks_r)})", ks_s[0] - ks_s[-1],
+             ks_r[0] - ks_r[-1], "falls, as the real", falls(ks_s) and falls(ks_r)),
+            (f"9 impact exponent β (prefactor Y {imp['prefactor']:.2f})", imp["beta"], 0.5, "β in [0.4, 0.6], Y in [0.2, 1.5]",
+             bool(0.4 <= imp["beta"] <= 0.6 and 0.2 <= imp["prefactor"] <= 1.5)),
+            (f"10 transient share of impact after {len(decay)} bars", transient, np.nan, "signed, non-increasing, ≥ 0.1",
+             bool(signed and transient >= 0.1))]
+    out = pd.DataFrame(rows, columns=["check", "value", "real", "tolerance", "pass"])
+    out.attrs["decay_exponent"] = float(-np.polyfit(np.log(h), np.log(decay), 1)[0]) if (decay > 0).all() else float("nan")
+    return out

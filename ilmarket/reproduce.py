@@ -259,6 +259,11 @@ def reproduce(profile: str = "quick",  # "quick" or "full"
         if not seg_file.is_file(): raise FileNotFoundError(f"--segments: extrema file not found: {seg_file}")
         inputs.append(seg_file)
         settings["segments.source"] = _rel(seg_file, nbs_dir)
+    if settings.get("eval.holdout_path"):  # the realism checks' own held-out bars enter the stages' key like the data
+        hold_file = Path(str(settings["eval.holdout_path"])).expanduser().resolve()
+        if not hold_file.is_file(): raise FileNotFoundError(f"--holdout: bars file not found: {hold_file}")
+        inputs.append(hold_file)
+        settings["eval.holdout_path"] = _rel(hold_file, nbs_dir)
     cfg = get_config(profile, seed=seed, data_path=None if data_file is None else str(data_file),
                      out_dir=None if out is None else str(Path(out).resolve()), settings=settings)
     outp = out_dir(cfg)
@@ -385,6 +390,8 @@ def _parser() -> argparse.ArgumentParser:
                         "else the zig-zag finder), table6, zigzag, zigzag:PCT, or a CSV file with columns date,kind")
     r.add_argument("--set", dest="settings", metavar="SECTION.FIELD=VALUE", type=_setting, action="append", default=[],
                    help="override one config field, e.g. --set ddpg.total_steps=50000 --set eval.n_seeds=10 (repeatable)")
+    r.add_argument("--holdout", metavar="FILE", default=None,
+                   help="bars the realism checks use as held out (default: the last 6 months of --data)")
     r.add_argument("--force", action="store_true", help="rerun every stage even if up to date")
     r.add_argument("--only", metavar="NB[,NB...]", default=None, help="run only these notebooks, by stem or number, e.g. 01,02_features")
     r.add_argument("-v", "--verbose", action="store_true", help="also print debug messages")
@@ -425,7 +432,8 @@ def main(argv: Sequence[str] | None = None,  # command-line arguments (default: 
             return 0
         reproduce(profile=args.profile, seed=args.seed, data=args.data, out=out, force=args.force,
                   only=[s.strip() for s in args.only.split(",") if s.strip()] if args.only else None, nbs_dir=args.nbs,
-                  settings=dict(args.settings), segments=args.segments)
+                  settings={**dict(args.settings), **({"eval.holdout_path": args.holdout} if args.holdout else {})},
+                  segments=args.segments)
     except StageError as e:
         log.error("%s", e)
         return 1
