@@ -20,13 +20,14 @@ __all__ = ['toy_bars', 'ToyStream', 'IdScaler', 'ToyEnsemble', 'ToySynth', 'toy_
            'stop_at']
 
 # %% ../nbs/07a_testing.ipynb #f1c003d9
-def toy_bars(n_days: int = 6,  # business days from 2024-01-02
+def toy_bars(n_days: int = 6,  # business days from `start`
              per_day: int = 78,  # 5-minute bars a day, from 09:30 New York time
              seed: int = 0,  # everything random comes from default_rng(seed)
+             start: str = "2024-01-02",  # the first day
             ) -> pd.DataFrame:
     "Random-walk 5-minute bars in the canonical schema (open, high, low, close, volume; tz-aware index)."
     rng = np.random.default_rng(seed)
-    days = pd.bdate_range("2024-01-02", periods=n_days)
+    days = pd.bdate_range(start, periods=n_days)
     idx = pd.DatetimeIndex([d + pd.Timedelta(hours=9, minutes=30 + 5 * i) for d in days for i in range(per_day)])
     close = 100 * np.exp(np.cumsum(rng.normal(0, 1e-3, len(idx))))
     open_ = np.r_[100.0, close[:-1]]
