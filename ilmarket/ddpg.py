@@ -5,6 +5,7 @@
 # %% ../nbs/08_ddpg.ipynb #cbc1de10
 from __future__ import annotations
 
+import copy
 import math
 import os
 import time
@@ -24,10 +25,12 @@ from .core import Config, DamagedFile, get_logger, hash_path, label_source, load
 from .portfolio import apply_fractions
 
 # %% auto #0
-__all__ = ['CKPT_FORMAT', 'HISTORY_COLUMNS', 'ToyMarket', 'make_mlp', 'mlp_forward', 'mlp_activations', 'mlp_backward', 'Actor',
-           'Critic', 'ReplayBuffer', 'DDPG', 'CheckpointMismatch', 'load_checkpoint', 'prev_checkpoint_path',
-           'load_latest_good', 'load_actor', 'train_ddpg', 'Policy', 'ActorPolicy', 'FinalRL', 'RLBaseline',
-           'ILBaseline', 'LongOnly', 'rl_run_key', 'robust_limits', 'plot_training_curves']
+__all__ = ['CKPT_FORMAT', 'HISTORY_COLUMNS', 'RUN_KEYS', 'AGENT_NETS', 'POPULATION_FORMAT', 'ToyMarket', 'make_mlp',
+           'mlp_forward', 'mlp_activations', 'mlp_backward', 'Actor', 'Critic', 'ReplayBuffer', 'DDPG',
+           'textbook_update', 'CheckpointMismatch', 'meta_diffs', 'load_checkpoint', 'prev_checkpoint_path',
+           'load_latest_good', 'load_actor', 'train_ddpg', 'stack_params', 'stacked_activations', 'stacked_backward',
+           'PopulationDDPG', 'ReplayStack', 'load_population_checkpoint', 'train_population', 'Policy', 'ActorPolicy',
+           'FinalRL', 'RLBaseline', 'ILBaseline', 'LongOnly', 'rl_run_key', 'robust_limits', 'plot_training_curves']
 
 # %% ../nbs/08_ddpg.ipynb #59ee0cae
 class ToyMarket:
@@ -189,9 +192,11 @@ class ReplayBuffer:
         self._batch = torch.empty(self.batch_size, self.width, dtype=torch.float32)
         self._idx = torch.empty(self.batch_size, dtype=torch.long)
 
-    def _split(self, rows: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    def split(self, rows: Tensor,  # (..., 2D+3) rows of this layout
+             ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:  # views (obs, act, rew, next_obs, done)
+        "The named columns of rows in this layout, over any leading axes."
         d = self.obs_dim
-        return rows[:, :d], rows[:, 2 * d], rows[:, 2 * d + 1], rows[:, d:2 * d], rows[:, 2 * d + 2]
+        return rows[..., :d], rows[..., 2 * d], rows[..., 2 * d + 1], rows[..., d:2 * d], rows[..., 2 * d + 2]
 
     @property
     def obs(self) -> Tensor: return self.data[:, :self.obs_dim]
@@ -240,12 +245,14 @@ class ReplayBuffer:
         self.pos = (self.pos + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
 
-    def sample(self) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    def sample(self, out: Tensor | None = None,  # (B, 2D+3) contiguous rows to fill; None → the buffer's own
+              ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         "A uniform batch (obs, act, rew, next_obs, done): views of a reused tensor, valid until the next call."
         if self.size == 0: raise ValueError("ReplayBuffer.sample: the buffer is empty")
         torch.randint(self.size, (self.batch_size,), generator=self.rng, out=self._idx)
-        torch.index_select(self.data, 0, self._idx, out=self._batch)
-        return self._split(self._batch)
+        rows = self._batch if out is None else out
+        torch.index_select(self.data, 0, self._idx, out=rows)
+        return self.split(rows)
 
     def state_dict(self) -> dict[str, Any]:
         "Filled rows (a copy, not the whole preallocation), ring position and sampler state."
@@ -336,6 +343,28 @@ class DDPG:
             getattr(self, k).load_state_dict(state[k])
         self._bind()
 
+# %% ../nbs/08_ddpg.ipynb #98d2882a
+def textbook_update(agent: DDPG,  # updated in place, through its modules and optimisers
+                    obs: Tensor,  # (B, D)
+                    act: Tensor,  # (B,)
+                    rew: Tensor,  # (B,)
+                    next_obs: Tensor,  # (B, D)
+                    done: Tensor,  # (B,) 1 at true terminal states
+                   ) -> tuple[Tensor, Tensor]:  # critic loss, actor loss (0-d, detached)
+    "The reference DDPG step: module calls, autograd, `optimizer.step()`, parameter-by-parameter Polyak averaging."
+    cfg = agent.cfg
+    with torch.no_grad():
+        next_act = torch.tanh(agent.actor_target.net(next_obs))
+        y = rew + cfg.gamma * (1 - done) * agent.critic_target.net(torch.cat([next_obs, next_act], 1)).squeeze(-1)
+    critic_loss = F.mse_loss(agent.critic.net(torch.cat([obs, act[:, None]], 1)).squeeze(-1), y)  # eq. 5
+    agent.critic_opt.zero_grad(); critic_loss.backward(); agent.critic_opt.step()
+    actor_loss = -agent.critic.net(torch.cat([obs, torch.tanh(agent.actor.net(obs))], 1)).mean()  # eq. 7
+    agent.actor_opt.zero_grad(); actor_loss.backward(); agent.actor_opt.step()
+    with torch.no_grad():
+        for net, target in ((agent.actor, agent.actor_target), (agent.critic, agent.critic_target)):
+            for p, tp in zip(net.parameters(), target.parameters()): tp.mul_(1 - cfg.tau).add_(p, alpha=cfg.tau)
+    return critic_loss.detach(), actor_loss.detach()
+
 # %% ../nbs/08_ddpg.ipynb #a906d2a1
 CKPT_FORMAT = "ilmarket.ddpg/1"
 
@@ -350,6 +379,17 @@ def _run_meta(cfg: Config, seed: int, obs_dim: int, n_envs: int, env: Any, run_k
     return dict(format=CKPT_FORMAT, seed=int(seed), obs_dim=int(obs_dim), n_envs=int(n_envs),
                 env=str(getattr(env, "fingerprint", type(env).__name__)), run_key=str(run_key), ddpg=ddpg)
 
+RUN_KEYS = frozenset({"step", "n_updates", "agent", "buffer", "rng", "obs", "ep_ret", "acc", "history"})  # run state
+
+def _differs(name: str, was: Any, now: Any) -> str: return f"{name}: {was!r} in the file, {now!r} now"
+
+def meta_diffs(old: dict[str, Any],  # `_run_meta` stored in a checkpoint
+               new: dict[str, Any],  # this run's
+              ) -> list[str]:
+    "What differs between two runs' identities, one phrase each (empty when the checkpoint is this run's)."
+    diffs = [_differs(f"ddpg.{k}", old["ddpg"].get(k), v) for k, v in new["ddpg"].items() if old["ddpg"].get(k) != v]
+    return diffs + [_differs(k, old.get(k), v) for k, v in new.items() if k != "ddpg" and old.get(k) != v]
+
 def load_checkpoint(path: str | Path,  # a file written by `train_ddpg`
                     meta: dict[str, Any] | None = None,  # this run's `_run_meta`; None skips the match check
                    ) -> dict[str, Any]:
@@ -357,13 +397,10 @@ def load_checkpoint(path: str | Path,  # a file written by `train_ddpg`
     ck = load_torch(path)
     if not isinstance(ck, dict) or not isinstance(ck.get("meta"), dict) or ck["meta"].get("format") != CKPT_FORMAT:
         raise ValueError(f"{path}: not a DDPG checkpoint (expected format {CKPT_FORMAT!r})")
-    if meta is not None:
-        old = ck["meta"]
-        diffs = [f"ddpg.{k}: {old['ddpg'].get(k)!r} in the file, {v!r} now" for k, v in meta["ddpg"].items() if old["ddpg"].get(k) != v]
-        diffs += [f"{k}: {old.get(k)!r} in the file, {v!r} now" for k, v in meta.items() if k != "ddpg" and old.get(k) != v]
-        if diffs: raise CheckpointMismatch(f"{path}: checkpoint belongs to a different run ({'; '.join(diffs)}); "
-                                   "delete it or call train_ddpg(..., resume=False)")
-    missing = {"step", "n_updates", "agent", "buffer", "rng", "obs", "ep_ret", "acc", "history"} - set(ck)
+    diffs = meta_diffs(ck["meta"], meta) if meta is not None else []
+    if diffs: raise CheckpointMismatch(f"{path}: checkpoint belongs to a different run ({'; '.join(diffs)}); "
+                                       "delete it or call train_ddpg(..., resume=False)")
+    missing = RUN_KEYS - set(ck)
     if missing: raise ValueError(f"{path}: incomplete DDPG checkpoint, missing {sorted(missing)}")
     return ck
 
@@ -375,12 +412,13 @@ def prev_checkpoint_path(path: str | Path,  # the latest checkpoint
 
 def load_latest_good(path: str | Path,  # the latest checkpoint of a run
                      meta: dict[str, Any],  # this run's `_run_meta`
+                     load: Callable[[Path, dict[str, Any]], dict[str, Any]] | None = None,  # None → `load_checkpoint`
                     ) -> tuple[dict[str, Any], Path] | None:
     "The newest intact checkpoint (`path`, else its `.prev`) with the file it came from; damaged ones are set aside."
     log, dropped = get_logger("ilmarket.ddpg"), []
     for p in (Path(path), prev_checkpoint_path(path)):
         if not p.exists(): continue
-        try: ck = load_checkpoint(p, meta)
+        try: ck = (load or load_checkpoint)(p, meta)
         except DamagedFile as e:
             log.warning(f"{e}; set aside as {set_aside(p).name}")
             dropped.append(p.name)
@@ -516,6 +554,362 @@ def train_ddpg(env: Any,  # a batched env (reset/step as above) or a zero-argume
         log.info(f"{name}: {step}/{total} steps, {episodes} episodes, last interval's episode return {last}, "
                  f"{n_updates} updates, {(step - step0) / max(time.perf_counter() - t0, 1e-9):.0f} env-steps/s")
     return agent.actor.eval(), pd.DataFrame(hist, columns=HISTORY_COLUMNS)
+
+# %% ../nbs/08_ddpg.ipynb #16d86163
+def stack_params(modules: list[nn.Module],  # K modules of one architecture
+                ) -> list[Tensor]:  # [W_1, b_1, …]: W (K, out, in), b (K, out), in `parameters()` order
+    "The K modules' parameters stacked on a leading member axis (copies)."
+    return [torch.stack([p.detach() for p in ps]) for ps in zip(*(m.parameters() for m in modules))]
+
+def stacked_activations(x: Tensor,  # (K, B, in) one batch per member
+                        params: list[Tensor],  # `stack_params` of K ReLU MLPs
+                        out: list[Tensor] | None = None,  # a (K, B, out_i) tensor per layer to write into; None → new
+                       ) -> list[Tensor]:  # [x, h_1, …, h_{L-1}, out]; out (K, B, out)
+    "K MLPs' forward passes, one batched matmul per layer, keeping what `stacked_backward` needs (under no_grad)."
+    hs, n = [x], len(params) // 2
+    for i in range(n):
+        w, b = params[2 * i], params[2 * i + 1]
+        x = torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2), out=None if out is None else out[i])
+        hs.append(x.relu_() if i < n - 1 else x)
+    return hs
+
+def stacked_backward(grad: Tensor,  # (K, B, out) gradient of the loss with respect to the MLPs' outputs
+                     hs: list[Tensor],  # `stacked_activations` of the forward pass
+                     params: list[Tensor],  # the MLPs' stacked parameters
+                     weights: bool = True,  # compute the weight and bias gradients
+                     out: list[Tensor] | None = None,  # tensors like `params` to write the gradients into; None → new
+                     tmp: list[Tensor] | None = None,  # a (K, B, in_i) tensor per layer for input grads; None → new
+                    ) -> tuple[list[Tensor | None], Tensor | None]:  # like `params`; (K, B, in) when not `weights`
+    "`mlp_backward` for K stacked MLPs: per layer g^T h, the sum of g and the masked g W, each one batched op."
+    grads: list[Tensor | None] = [None] * len(params)
+    pick = lambda ts, i: None if ts is None else ts[i]
+    for i in range(len(params) // 2 - 1, -1, -1):
+        if weights:
+            grads[2 * i] = torch.bmm(grad.transpose(1, 2), hs[i], out=pick(out, 2 * i))
+            grads[2 * i + 1] = torch.sum(grad, 1, out=pick(out, 2 * i + 1))
+        if i > 0 or not weights:  # a one-unit layer's input gradient is an outer product: broadcast, not a k=1 matmul
+            w = params[2 * i]
+            grad = torch.mul(grad, w, out=pick(tmp, i)) if w.shape[1] == 1 else torch.bmm(grad, w, out=pick(tmp, i))
+            if i > 0:  # ReLU: zero where h ≤ 0
+                torch.ops.aten.threshold_backward.grad_input(grad, hs[i], 0, grad_input=grad)
+    return grads, (None if weights else grad)
+
+# %% ../nbs/08_ddpg.ipynb #723e21f0
+AGENT_NETS = ("actor", "critic", "actor_target", "critic_target")
+
+class PopulationDDPG:
+    "K DDPG agents as stacked tensors (a leading member axis); `update` is one step of eq. 5–7 for every member."
+    def __init__(self, agents: list[DDPG],  # K agents of one config and observation width
+                ):
+        if not agents: raise ValueError("a population needs at least one agent")
+        self.cfg, self.size = agents[0].cfg, len(agents)
+        self.obs_dim = agents[0].actor._linears[0].in_features
+        if any(a.cfg != self.cfg or a.actor._linears[0].in_features != self.obs_dim for a in agents):
+            raise ValueError("population members must share the DDPG config and the observation width")
+        self.nets = {k: stack_params([getattr(a, k) for a in agents]) for k in AGENT_NETS}
+        self.adam = [self._stack_adam(agents, "actor"), self._stack_adam(agents, "critic")]
+        self._online = self._members(self.nets["actor"] + self.nets["critic"])
+        self._target = self._members(self.nets["actor_target"] + self.nets["critic_target"])
+        self._grads = {k: [torch.empty_like(p) for p in self.nets[k]] for k in ("actor", "critic")}
+        self._grad_views = {k: self._members(g) for k, g in self._grads.items()}
+        self._work: dict[str, Tensor] = {}
+        with torch.random.fork_rng(devices=[]): self._template = DDPG(self.obs_dim, self.cfg)  # draws nothing here
+
+    def _layers(self, name: str, lead: torch.Size, params: list[Tensor], inputs: bool = False) -> list[Tensor]:
+        "One preallocated (K, B, width) tensor per layer, its output width (its input width with `inputs`)."
+        shapes = [(*lead, params[2 * i].shape[2 if inputs else 1]) for i in range(len(params) // 2)]
+        if [tuple(t.shape) for t in self._work.get(name, [])] != shapes:
+            self._work[name] = [torch.empty(s) for s in shapes]
+        return self._work[name]
+
+    def _members(self, stacked: list[Tensor]) -> list[Tensor]:
+        "Every member's slice of every stacked tensor: member-sized tensors for the elementwise kernels."
+        return [t[k] for t in stacked for k in range(self.size)]
+
+    def _stack_adam(self, agents: list[DDPG], net: str) -> tuple[list[Tensor], list[Tensor], list[Tensor],
+                                                                  list[Tensor], dict]:
+        "The members' Adam state of one network stacked: (params, exp_avgs, exp_avg_sqs, steps, hyperparameters)."
+        opts = [getattr(a, f"{net}_opt") for a in agents]
+        cols = list(zip(*[[o.state[p] for p in getattr(a, net).parameters()] for a, o in zip(agents, opts)]))
+        counts = {float(s["step"]) for col in cols for s in col}
+        if len(counts) > 1: raise ValueError(f"population members are at different Adam steps {sorted(counts)}")
+        exp_avg = [torch.stack([s["exp_avg"] for s in col]) for col in cols]
+        exp_avg_sq = [torch.stack([s["exp_avg_sq"] for s in col]) for col in cols]
+        steps = [col[0]["step"].clone() for col in cols]
+        return self.nets[net], exp_avg, exp_avg_sq, steps, dict(opts[0].param_groups[0])
+
+    def _adam_step(self, net: int) -> None:
+        "`DDPG._adam_step` on every member's slices of network `net` (0 actor, 1 critic), which share one step count."
+        params, m, v, steps, g = self.adam[net]
+        torch._foreach_add_(steps, 1)
+        per_member = [s for s in steps for _ in range(self.size)]  # in `_members` order
+        torch._fused_adam_(self._members(params), self._grad_views[("actor", "critic")[net]], self._members(m),
+                           self._members(v), [], per_member, amsgrad=False, lr=g["lr"], beta1=g["betas"][0],
+                           beta2=g["betas"][1], weight_decay=g["weight_decay"], eps=g["eps"], maximize=False)
+
+    @torch.no_grad()
+    def act(self, obs: Tensor,  # (K, N, D) each member's observations
+           ) -> Tensor:  # (K, N) in [-1, 1]
+        "Every member's deterministic action μ_k(s)."
+        return torch.tanh(stacked_activations(obs, self.nets["actor"])[-1]).squeeze(-1)
+
+    def update(self, obs: Tensor,  # (K, B, D) one batch per member
+               act: Tensor,  # (K, B)
+               rew: Tensor,  # (K, B)
+               next_obs: Tensor,  # (K, B, D)
+               done: Tensor,  # (K, B) 1 at true terminal states
+              ) -> tuple[Tensor, Tensor]:  # (K,) critic losses, (K,) actor losses
+        "One critic step, one actor step and one soft target update of every member, as `DDPG.update` for one."
+        nets, lead, b = self.nets, obs.shape[:2], obs.shape[1]
+        a_out, c_out = self._layers("actor", lead, nets["actor"]), self._layers("critic", lead, nets["critic"])
+        a_tmp = self._layers("actor_grad", lead, nets["actor"], inputs=True)
+        c_tmp = self._layers("critic_grad", lead, nets["critic"], inputs=True)
+        with torch.no_grad():  # a target's pass and its network's share buffers: each is used up before the next
+            next_act = stacked_activations(next_obs, nets["actor_target"], a_out)[-1].tanh_()
+            q_next = stacked_activations(torch.cat([next_obs, next_act], 2), nets["critic_target"], c_out)[-1]
+            y = torch.addcmul(rew, 1.0 - done, q_next.squeeze(-1), value=self.cfg.gamma)
+            hs = stacked_activations(torch.cat([obs, act.unsqueeze(-1)], 2), nets["critic"], c_out)
+            diff = hs[-1].squeeze(-1) - y
+            critic_loss = diff.square().mean(1)  # eq. 5
+            grad_q = (diff * (2.0 / b)).unsqueeze(-1)
+            stacked_backward(grad_q, hs, nets["critic"], out=self._grads["critic"], tmp=c_tmp)
+            self._adam_step(1)
+            ahs = stacked_activations(obs, nets["actor"], a_out)
+            a = torch.tanh(ahs[-1])
+            chs = stacked_activations(torch.cat([obs, a], 2), nets["critic"], c_out)  # the updated critics
+            actor_loss = -chs[-1].mean((1, 2))  # eq. 7
+            _, g_in = stacked_backward(torch.full_like(a, -1.0 / b), chs, nets["critic"], weights=False, tmp=c_tmp)
+            stacked_backward(g_in[..., -1:] * (1.0 - a * a), ahs, nets["actor"], out=self._grads["actor"], tmp=a_tmp)
+            self._adam_step(0)
+            torch._foreach_lerp_(self._target, self._online, self.cfg.tau)
+        return critic_loss, actor_loss
+
+    @torch.no_grad()
+    def member_state(self, k: int) -> dict[str, Any]:
+        "Member k as the `DDPG.state_dict()` of its own (copies): networks, targets and both optimisers."
+        t = self._template
+        for name in AGENT_NETS:
+            for p, s in zip(getattr(t, name).parameters(), self.nets[name]): p.copy_(s[k])
+        for (_, m, v, steps, _), net in zip(self.adam, ("actor", "critic")):
+            opt = getattr(t, f"{net}_opt")
+            for p, m_, v_, step in zip(getattr(t, net).parameters(), m, v, steps):
+                st = opt.state[p]
+                st["exp_avg"].copy_(m_[k]); st["exp_avg_sq"].copy_(v_[k]); st["step"].copy_(step)
+        return copy.deepcopy(t.state_dict())
+
+    def member(self, k: int) -> DDPG:
+        "Member k as a stand-alone `DDPG` (the global random generator is left as it was)."
+        with torch.random.fork_rng(devices=[]): agent = DDPG(self.obs_dim, self.cfg)
+        agent.load_state_dict(self.member_state(k))
+        return agent
+
+# %% ../nbs/08_ddpg.ipynb #5549fc81
+class ReplayStack:
+    "One `ReplayBuffer` per member, filled together and sampled into one (K, B, 2D+3) batch."
+    def __init__(self, buffers: list[ReplayBuffer]):
+        if not buffers: raise ValueError("ReplayStack needs at least one buffer")
+        shapes = {(b.obs_dim, b.batch_size) for b in buffers}
+        if len(shapes) > 1: raise ValueError(f"the buffers differ in (obs_dim, batch_size): {sorted(shapes)}")
+        self.buffers = list(buffers)
+        self._batch = torch.empty(len(buffers), buffers[0].batch_size, buffers[0].width, dtype=torch.float32)
+
+    def add(self, obs: Tensor,  # (K, N, D)
+            act: Tensor,  # (K, N)
+            rew: Tensor,  # (K, N)
+            next_obs: Tensor,  # (K, N, D)
+            done: Tensor,  # (K, N)
+           ) -> None:
+        "Member k's N transitions into buffer k."
+        for k, buf in enumerate(self.buffers): buf.add(obs[k], act[k], rew[k], next_obs[k], done[k])
+
+    def sample(self) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        "(obs (K, B, D), act, rew, next_obs, done (K, B)): views of a reused tensor, valid until the next call."
+        for k, buf in enumerate(self.buffers): buf.sample(out=self._batch[k])
+        return self.buffers[0].split(self._batch)
+
+# %% ../nbs/08_ddpg.ipynb #de1e2e66
+POPULATION_FORMAT = "ilmarket.ddpg-population/1"
+
+def load_population_checkpoint(path: str | Path,  # a file written by `train_population`
+                               meta: dict[str, Any] | None = None,  # this population's; None skips the match check
+                              ) -> dict[str, Any]:
+    "Load a population checkpoint (weights_only); refuse a damaged file or another population's, naming the member."
+    ck = load_torch(path)
+    fmt = ck["meta"].get("format") if isinstance(ck, dict) and isinstance(ck.get("meta"), dict) else None
+    if fmt != POPULATION_FORMAT:
+        raise ValueError(f"{path}: not a DDPG population checkpoint (expected format {POPULATION_FORMAT!r})")
+    if meta is not None:
+        old, new = ck["meta"].get("members", []), meta["members"]
+        diffs = [f"{len(old)} members in the file, {len(new)} now"] if len(old) != len(new) else []
+        diffs += [f"member {k}: {d}" for k, (a, b) in enumerate(zip(old, new)) for d in meta_diffs(a, b)]
+        if diffs: raise CheckpointMismatch(f"{path}: checkpoint belongs to a different population "
+                                           f"({'; '.join(diffs)}); delete it or call "
+                                           "train_population(..., resume=False)")
+    members = ck.get("members")
+    missing = sorted({"step", "n_updates", "rng"} - set(ck)) + ([] if isinstance(members, list) else ["members"])
+    missing += sorted({f"members[{k}].{key}" for k, m in enumerate(members or []) for key in RUN_KEYS - set(m)})
+    if missing: raise ValueError(f"{path}: incomplete DDPG population checkpoint, missing {missing}")
+    return ck
+
+def _remove_checkpoints(path: Path) -> None:
+    "Delete a checkpoint, its `.prev` and their recorded hashes."
+    for p in (path, prev_checkpoint_path(path)):
+        p.unlink(missing_ok=True)
+        hash_path(p).unlink(missing_ok=True)
+
+def _population_name(envs: list[Any], seeds: list[int]) -> str:
+    "The bar's label: `DDPG×K[modes] seeds a–b`."
+    modes = ", ".join(dict.fromkeys(str(getattr(e, "impact", type(e).__name__)) for e in envs))
+    lo, hi = min(seeds), max(seeds)
+    return f"DDPG×{len(envs)}[{modes}] " + (f"seed {lo}" if lo == hi else f"seeds {lo}–{hi}")
+
+def _mean_finite(values: list[float]) -> float:
+    "Mean of the values that are not NaN; NaN when none is."
+    kept = [v for v in values if v == v]
+    return sum(kept) / len(kept) if kept else float("nan")
+
+# %% ../nbs/08_ddpg.ipynb #561f2260
+def train_population(envs: list[Any],  # K batched envs of one observation shape (N, D), or zero-argument functions
+                     cfg: Config,  # uses cfg.ddpg, shared by every member
+                     seeds: list[int],  # K seeds: member k seeded as `train_ddpg(envs[k], cfg, seeds[k])` seeds a run
+                     checkpoint_path: str | Path | None = None,  # all members' state, each ddpg.checkpoint_every steps
+                     resume: bool = True,  # continue from the newest intact checkpoint at checkpoint_path (or `.prev`)
+                     progress: bool = True,  # one bar of environment steps on standard error and a closing log line
+                     log_every: int | None = None,  # env steps per history row; default total_steps/50
+                     callback: Callable[[int], None] | None = None,  # called with the step count after a vector step
+                     run_keys: list[str] | None = None,  # K run keys (as `train_ddpg`'s `run_key`); None → ""
+                     member_paths: list[str | Path] | None = None,  # K files: each member as `train_ddpg` saves it
+                    ) -> list[tuple[Actor, pd.DataFrame]]:
+    "Train K DDPG agents together (`PopulationDDPG`); return each member's actor and history, as `train_ddpg` would."
+    dc, log = cfg.ddpg, get_logger("ilmarket.ddpg")
+    envs = [e() if callable(e) and not hasattr(e, "step") else e for e in envs]
+    seeds, size = [int(s) for s in seeds], len(envs)
+    run_keys = [""] * size if run_keys is None else [str(r) for r in run_keys]
+    n_paths = size if member_paths is None else len(member_paths)
+    if size == 0 or len(seeds) != size or len(run_keys) != size or n_paths != size:
+        raise ValueError(f"train_population: {size} envs need as many seeds, run keys and member paths, got "
+                         f"{len(seeds)}, {len(run_keys)}, {None if member_paths is None else len(member_paths)}")
+    agents, first, torch_states = [], [], []
+    for env, s in zip(envs, seeds):  # as train_ddpg seeds a run: the global generator, the env's reset, the networks
+        torch.manual_seed(s)
+        first.append(env.reset(s))
+        agents.append(DDPG(first[-1].shape[1], dc))
+        torch_states.append(torch.get_rng_state())  # what the member's solo run would checkpoint
+    if len({tuple(o.shape) for o in first}) > 1:
+        shapes = [tuple(o.shape) for o in first]
+        raise ValueError(f"population members must share the observation shape (N, D), got {shapes}")
+    obs, (n, d) = torch.stack(first), first[0].shape
+    replay = ReplayStack([ReplayBuffer(dc.buffer_size, d, dc.batch_size, seed=s + 1) for s in seeds])
+    gens = [torch.Generator().manual_seed(s + 2) for s in seeds]
+    metas = [_run_meta(cfg, s, d, n, env, key) for env, s, key in zip(envs, seeds, run_keys)]
+    meta = dict(format=POPULATION_FORMAT, members=metas)
+    total, log_every = int(dc.total_steps), int(log_every or max(dc.total_steps // 50, 1))
+    step, n_updates, ep_ret, episodes = 0, 0, torch.zeros(size, n), torch.zeros(size, dtype=torch.long)
+    acc = dict(ep_sum=torch.zeros(size, dtype=torch.float64), ep_cnt=torch.zeros(size, dtype=torch.long),
+               closs=torch.zeros(size), aloss=torch.zeros(size), upd=torch.zeros(size, dtype=torch.long))
+    hists: list[dict[str, list]] = [{k: [] for k in HISTORY_COLUMNS} for _ in envs]
+    path = Path(checkpoint_path) if checkpoint_path is not None else None
+    found = load_latest_good(path, meta, load_population_checkpoint) if path is not None and resume else None
+    ours = found is not None
+    if found is not None:
+        ck, src = found
+        mks = ck["members"]
+        try:
+            for agent, buf, gen, m in zip(agents, replay.buffers, gens, mks):
+                agent.load_state_dict(m["agent"]); buf.load_state_dict(m["buffer"]); gen.set_state(m["rng"]["trainer"])
+            torch_states = [m["rng"]["torch"] for m in mks]
+            torch.set_rng_state(ck["rng"])
+            step, n_updates = int(ck["step"]), int(ck["n_updates"])
+            obs, ep_ret = torch.stack([m["obs"] for m in mks]), torch.stack([m["ep_ret"] for m in mks])
+            acc = {k: torch.stack([m["acc"][k] for m in mks]) for k in acc}
+            hists = [{k: list(m["history"][k]) for k in HISTORY_COLUMNS} for m in mks]
+            episodes = torch.tensor([int(m["episodes"]) for m in mks])
+        except (KeyError, RuntimeError, TypeError, ValueError) as e:
+            msg = str(e).splitlines()[0][:300]
+            why = f"{type(e).__name__}: {msg}"
+            raise ValueError(f"{src}: population checkpoint does not fit this run ({why})") from None
+        if obs.shape != (size, n, d):
+            raise ValueError(f"{src}: stored observations have shape {tuple(obs.shape)}, the envs give {(size, n, d)}")
+        for k, (env, m) in enumerate(zip(envs, mks)):
+            if "env" in m and hasattr(env, "set_state"): env.set_state(m["env"])
+            else:
+                log.warning(f"{type(env).__name__} has no get_state/set_state: member {k} resumes from a fresh reset")
+                obs[k] = env.reset(seeds[k] + step)
+        if progress: log.info(f"resumed {src.name} at step {step}/{total}")
+    pop, name = PopulationDDPG(agents), _population_name(envs, seeds)
+
+    def member_checkpoint(k: int) -> dict[str, Any]:
+        "Member k's state as `train_ddpg` checkpoints its run."
+        ck = dict(meta=metas[k], step=step, n_updates=n_updates, episodes=int(episodes[k]), agent=pop.member_state(k),
+                  buffer=replay.buffers[k].state_dict(), rng=dict(trainer=gens[k].get_state(), torch=torch_states[k]),
+                  obs=obs[k].clone(), ep_ret=ep_ret[k].clone(), acc={key: v[k].clone() for key, v in acc.items()},
+                  history=hists[k])
+        if hasattr(envs[k], "get_state"): ck["env"] = envs[k].get_state()
+        return ck
+
+    def checkpoint() -> None:
+        nonlocal ours
+        ck = dict(meta=meta, step=step, n_updates=n_updates, rng=torch.get_rng_state(),
+                  members=[member_checkpoint(k) for k in range(size)])
+        _keep_previous(path, ours)
+        save_torch(ck, path)
+        ours = True
+
+    t0, step0, last_ck = time.perf_counter(), step, step
+    with progress_bar(total, name, progress and step < total, unit="step", initial=step) as bar:
+        while step < total:
+            with torch.no_grad():
+                if step < dc.learning_starts: act = torch.stack([torch.rand(n, generator=g) for g in gens]) * 2 - 1
+                else:
+                    noise = torch.stack([torch.randn(n, generator=g) for g in gens])
+                    act = (pop.act(obs) + dc.expl_noise * noise).clamp_(-1, 1)
+            out = [env.step(a) for env, a in zip(envs, act)]
+            next_obs, rew, done = (torch.stack([o[i] for o in out]) for i in range(3))
+            finals = [info.get("final_obs") for *_, info in out]
+            real_next = torch.stack([nx if f is None else torch.where(dn[:, None], f, nx)
+                                     for (nx, _, dn, _), f in zip(out, finals)])
+            # time limits are truncations: bootstrap
+            term = torch.stack([dn & info["terminated"] if info.get("terminated") is not None else torch.zeros_like(dn)
+                                for _, _, dn, info in out])
+            replay.add(obs, act, rew, real_next, term.float())
+            ep_ret += rew
+            acc["ep_sum"] += (ep_ret * done).sum(1)
+            acc["ep_cnt"] += done.sum(1)
+            episodes += done.sum(1)
+            ep_ret = torch.where(done, 0.0, ep_ret)
+            obs, prev, step = next_obs, step, step + n
+            due = (max(0, math.floor((step - dc.learning_starts) * dc.updates_per_step))
+                   if step >= dc.learning_starts else 0)
+            for _ in range(due - n_updates):
+                closs, aloss = pop.update(*replay.sample())
+                acc["closs"] += closs; acc["aloss"] += aloss; acc["upd"] += 1
+            n_updates = max(n_updates, due)
+            if step // log_every > prev // log_every or step >= total:
+                nan = float("nan")
+                for k, hist in enumerate(hists):
+                    upd, cnt = int(acc["upd"][k]), int(acc["ep_cnt"][k])
+                    row = [step, n_updates, int(episodes[k]), float(acc["ep_sum"][k]) / cnt if cnt else nan,
+                           float(acc["closs"][k]) / upd if upd else nan, float(acc["aloss"][k]) / upd if upd else nan]
+                    for key, v in zip(HISTORY_COLUMNS, row): hist[key].append(v)
+                for v in acc.values(): v.zero_()
+                last = [next((r for r in reversed(h["episode_return"]) if r == r), nan) for h in hists]
+                mean_critic = _mean_finite([h["critic_loss"][-1] for h in hists])
+                bar.set_postfix_str(f"{int(episodes.sum())} ep, mean return {_mean_finite(last):.3g}, "
+                                    f"critic {mean_critic:.2g}", refresh=False)
+            bar.update(step - prev)
+            if path is not None and (step // dc.checkpoint_every > prev // dc.checkpoint_every or step >= total):
+                checkpoint(); last_ck = step
+            if callback is not None: callback(step)
+    if path is not None and last_ck != step: checkpoint()
+    if member_paths is not None:
+        for k, p in enumerate(member_paths):
+            _keep_previous(Path(p), ours=False)  # a `.prev` of an older run of that member is dropped
+            save_torch(member_checkpoint(k), p)
+        if path is not None: _remove_checkpoints(path)  # every member is in its own file now
+    if progress and step > step0:
+        log.info(f"{name}: {step}/{total} steps and {n_updates} updates per member, "
+                 f"{size * (step - step0) / max(time.perf_counter() - t0, 1e-9):.0f} agent env-steps/s")
+    return [(pop.member(k).actor.eval(), pd.DataFrame(h, columns=HISTORY_COLUMNS)) for k, h in enumerate(hists)]
 
 # %% ../nbs/08_ddpg.ipynb #d691f48a
 @runtime_checkable

@@ -19,8 +19,8 @@ from .agents import ILArtifacts, fit_il_ensemble, il_digest, load_il, make_il_da
 from .core import (Config, Impact, IMPACTS, check_impact, get_config, get_logger, load_matching,
                            out_dir as run_out_dir)
 from .data import bar_minutes, default_bars
-from .ddpg import (Actor, CheckpointMismatch, FinalRL, ILBaseline, LongOnly, RLBaseline, rl_run_key,
-                           train_ddpg)
+from .ddpg import (Actor, CheckpointMismatch, FinalRL, ILBaseline, LongOnly, RLBaseline, prev_checkpoint_path,
+                           rl_run_key, train_ddpg, train_population)
 from .evaluation import (BacktestSet, load_backtest_set, make_backtest_set, run_evaluation, run_metrics,
                                  simulate_backtests)
 from .features import FEATURES, compute_features
@@ -30,7 +30,7 @@ from .synthesis import (SynthArtifacts, evaluate_synthesis, fit_synthesis, load_
                                 make_synth_data, save_synthesis, synthesis_digest)
 
 # %% auto #0
-__all__ = ['cache_file', 'Pipeline', 'FunctionPolicy', 'backtest', 'make_env', 'make_vec_env']
+__all__ = ['ABLATION', 'cache_file', 'Pipeline', 'FunctionPolicy', 'backtest', 'make_env', 'make_vec_env']
 
 # %% ../nbs/10_pipeline.ipynb #cff5c0db
 def cache_file(folder: str | Path,  # the run's artifacts folder
@@ -41,6 +41,8 @@ def cache_file(folder: str | Path,  # the run's artifacts folder
     return Path(folder) / f"{kind}-{hashlib.sha256(digest.encode()).hexdigest()[:16]}.pt"
 
 # %% ../nbs/10_pipeline.ipynb #c3e0b879
+ABLATION: tuple[Impact, ...] = ("synthesis", "sqrt", "static")  # the training impacts chapter 09 compares
+
 def _portable(cfg: Config) -> dict:
     "The config as saved inside model files: without the output folder and the data path."
     return replace(cfg, out_dir=None, data=replace(cfg.data, data_path=None)).to_dict()
@@ -134,21 +136,77 @@ class Pipeline:
         "The batched simulator as a Gymnasium vector env."
         return MarketVecEnv(self.sim(impact, n_envs=n_envs))
 
+    def rl_file(self, impact: Impact | None = None,  # where the agent trains
+                seed: int | None = None,  # None → cfg.seed
+                population: bool = False,  # the file of the agent trained as a population member, not alone
+               ) -> Path:
+        "The checkpoint of one agent: named by its impact, seed and what it is made from, and by how it was trained."
+        mode, seed = self.impact(impact), self.cfg.seed if seed is None else int(seed)
+        return cache_file(self.cache, f"ddpg-{mode}-seed{seed}", self._rl_key(mode, population))
+
+    def _rl_key(self, mode: Impact, population: bool) -> str:
+        "An agent's identity: its environment's inputs, the DDPG config and, for a population member, that path."
+        synth = None if mode == "static" else self.synthesis
+        key = rl_run_key(self.cfg, self.il, synth) + f"|{self.cfg.digest('ddpg')}"
+        return key + "|population" if population else key
+
+    def _rl_cached(self, mode: Impact, seed: int) -> Path | None:
+        "The file holding an agent: its own run's (finished or not), else a population's; None when neither exists."
+        alone = self.rl_file(mode, seed)
+        if alone.exists() or prev_checkpoint_path(alone).exists(): return alone
+        member = self.rl_file(mode, seed, population=True)
+        return member if member.exists() else None
+
+    def eval_agents(self, ablation: Sequence[Impact] = ABLATION,  # training impacts of the ablation
+                   ) -> list[tuple[Impact, int]]:
+        "Every (training impact, seed) agent the evaluation compares: `eval.n_seeds` seeds of each impact."
+        impacts = list(dict.fromkeys([self.impact(), "static", *map(check_impact, ablation)]))
+        return [(imp, self.cfg.seed + k) for k in range(self.cfg.eval.n_seeds) for imp in impacts]
+
+    def _train_missing(self, agents: Sequence[tuple[Impact, int]], progress: bool) -> None:
+        "Train the agents that no file holds as one population (`train_population`), when there are two or more."
+        pairs = dict.fromkeys((self.impact(i), int(s)) for i, s in agents)
+        missing = [(m, s) for m, s in pairs if self._rl_cached(m, s) is None]
+        if len(missing) < 2: return  # one agent alone is its solo run, trained by `rl`
+        keys = [self._rl_key(m, population=True) for m, _ in missing]
+        members = "||".join(f"{m}:{s}:{k}" for (m, s), k in zip(missing, keys))
+        path = cache_file(self.cache, f"ddpg-population{len(missing)}", members)
+        run = dict(cfg=self.cfg, seeds=[s for _, s in missing], checkpoint_path=path, progress=progress, run_keys=keys,
+                   member_paths=[self.rl_file(m, s, population=True) for m, s in missing])
+        self.log.info(f"training {len(missing)} agents together: {', '.join(f'{m} seed {s}' for m, s in missing)}")
+        try:
+            train_population([self.sim(m) for m, _ in missing], **run)
+        except CheckpointMismatch as e:
+            self.log.info(f"retraining: {e}")
+            train_population([self.sim(m) for m, _ in missing], **run, resume=False)
+
+    def agents(self, agents: Sequence[tuple[Impact | None, int]],  # (training impact, seed) of each agent
+               progress: bool = True,  # the training bars and the resume lines
+              ) -> dict[tuple[Impact, int], tuple[Actor, pd.DataFrame]]:
+        "Several DDPG agents: each loaded from its file; the missing ones, two or more, trained as one population."
+        self._train_missing(agents, progress)
+        pairs = dict.fromkeys((self.impact(i), int(s)) for i, s in agents)
+        return {(m, s): self.rl(m, s, progress, alone=True) for m, s in pairs}
+
     def rl(self, impact: Impact | None = None,  # where the agent trains: "static" is the RL baseline
            seed: int | None = None,  # None → cfg.seed
            progress: bool = True,
+           alone: bool = False,  # when no file holds it, train this agent alone even if the evaluation needs it
           ) -> tuple[Actor, pd.DataFrame]:
-        "A DDPG actor trained in the simulator (chapter 08), resumed from or loaded out of its checkpoint."
+        "A DDPG actor (chapter 08), loaded from or resumed in its file; missing evaluation agents train together."
         mode, seed = self.impact(impact), self.cfg.seed if seed is None else int(seed)
-        synth = None if mode == "static" else self.synthesis
-        key = rl_run_key(self.cfg, self.il, synth) + f"|{self.cfg.digest('ddpg')}"
-        path = cache_file(self.cache, f"ddpg-{mode}-seed{seed}", key)
+        if not alone and self._rl_cached(mode, seed) is None and (mode, seed) in self.eval_agents():
+            self._train_missing(self.eval_agents(), progress)
+        alone_file = self.rl_file(mode, seed)
+        path = self._rl_cached(mode, seed) or alone_file
         sim = self.sim(mode)
         try:
-            return train_ddpg(sim, self.cfg, seed, checkpoint_path=path, progress=progress, run_key=key)
-        except CheckpointMismatch as e:
-            self.log.info(f"retraining: {e}")
-            return train_ddpg(sim, self.cfg, seed, checkpoint_path=path, resume=False, progress=progress, run_key=key)
+            return train_ddpg(sim, self.cfg, seed, checkpoint_path=path, progress=progress,
+                              run_key=self._rl_key(mode, population=path != alone_file))
+        except CheckpointMismatch as e:  # its own run's file is rewritten; a population's is left, outranked by it
+            self.log.info(f"retraining alone: {e}")
+            return train_ddpg(sim, self.cfg, seed, checkpoint_path=alone_file, resume=False, progress=progress,
+                              run_key=self._rl_key(mode, population=False))
 
     def policies(self, seed: int | None = None, progress: bool = True) -> dict[str, Any]:
         "The paper's four strategies (Final RL, RL Baseline, IL Baseline, Long-Only) at one seed."
@@ -161,13 +219,11 @@ class Pipeline:
         "The out-of-sample segments, scaled by the IL scaler, with the impact law's σ and V (chapter 09)."
         return load_backtest_set(self.cfg, self.bars, self.segments, self.il.scaler, feats=self.feats)
 
-    def evaluate(self, ablation: Sequence[Impact] = ("synthesis", "sqrt", "static"),  # training impacts compared
+    def evaluate(self, ablation: Sequence[Impact] = ABLATION,  # training impacts compared
                  stress: float = 100.0,  # capital multiple of the extra impact-aware evaluation
                 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
         "Chapter 09's evaluation: every strategy on every backtest, both evaluation modes, `eval.n_seeds` seeds."
-        impacts = list(dict.fromkeys([self.impact(), "static", *map(check_impact, ablation)]))
-        seeds = [self.cfg.seed + k for k in range(self.cfg.eval.n_seeds)]
-        actors = {(imp, s): self.rl(imp, s, progress=False)[0] for s in seeds for imp in impacts}
+        actors = {pair: actor for pair, (actor, _) in self.agents(self.eval_agents(ablation), progress=False).items()}
         return run_evaluation(self.cfg, self.backtests, actors, self.il, ablation=tuple(ablation), stress=stress)
 
     def backtest(self, strategy: Any,  # a policy with `act(obs)`, a name of `policies()`, or a function (see `backtest`)

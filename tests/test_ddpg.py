@@ -8,13 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
-from torch import nn
 
 from ilmarket.core import get_config, save_torch
 from ilmarket.ddpg import (DDPG, CheckpointMismatch, ReplayBuffer, ToyMarket, load_actor, load_checkpoint,
-                           train_ddpg)
+                           textbook_update, train_ddpg)
 
 from ilmarket.testing import Interrupt, stop_at, toy_config, toy_sim
 
@@ -207,20 +205,6 @@ def test_mismatched_checkpoint_can_be_overwritten(finished, tmp_path):
 
 
 # ---- the update, the replay memory, truncations
-
-def textbook_update(ag, obs, act, rew, nobs, done):
-    "DDPG as written in most references: modules, optimizer.step(), parameter-by-parameter Polyak averaging."
-    with torch.no_grad():
-        y = rew + ag.cfg.gamma * (1 - done) * ag.critic_target.net(torch.cat([nobs, torch.tanh(ag.actor_target.net(nobs))], 1)).squeeze(-1)
-    loss = F.mse_loss(ag.critic.net(torch.cat([obs, act[:, None]], 1)).squeeze(-1), y)
-    ag.critic_opt.zero_grad(); loss.backward(); ag.critic_opt.step()
-    aloss = -ag.critic.net(torch.cat([obs, torch.tanh(ag.actor.net(obs))], 1)).mean()
-    ag.actor_opt.zero_grad(); aloss.backward(); ag.actor_opt.step()
-    with torch.no_grad():
-        for net in ("actor", "critic"):
-            for p, tp in zip(getattr(ag, net).parameters(), getattr(ag, net + "_target").parameters()):
-                tp.mul_(1 - ag.cfg.tau).add_(p, alpha=ag.cfg.tau)
-
 
 def test_update_equals_the_textbook_update():
     torch.manual_seed(0)
