@@ -139,12 +139,20 @@ METRICS = ["total_return", "volatility", "sharpe", "sharpe_annualised", "max_dra
 def run_metrics(sim: Mapping[str, np.ndarray],  # output of `simulate_backtests`: (N, T) arrays
                 bt: BacktestSet,  # the segments the paths were run on
                 cash0: float = 1e6,  # initial value of every path
+                fee: float | None = None,  # the fee rate the paths paid; None → `fee_paid` unknown (NaN)
                ) -> pd.DataFrame:
-    "One row of metrics per segment (masked to its real bars)."
+    "One row of metrics per segment (masked to its real bars), with the fees paid and the per-bar returns' moments."
     rows = []
     for i, L in enumerate(bt.lengths):
-        m = compute_metrics(sim["value"][i, :L], sim["traded"][i, :L], initial=cash0, bar_minutes=bt.bar_minutes)
-        rows.append({"seg_id": int(bt.segs["seg_id"].iloc[i]), **{k: m[k] for k in METRICS}})
+        v, traded = sim["value"][i, :L], sim["traded"][i, :L]
+        m = compute_metrics(v, traded, initial=cash0, bar_minutes=bt.bar_minutes)
+        r = np.diff(np.concatenate([[cash0], v])) / np.concatenate([[cash0], v[:-1]])
+        c = r - r.mean()
+        m2 = float((c ** 2).mean())
+        rows.append({"seg_id": int(bt.segs["seg_id"].iloc[i]), **{k: m[k] for k in METRICS},
+                     "fee_paid": fee * float(traded.sum()) if fee is not None else np.nan,  # fee on every traded notional
+                     "skewness": float((c ** 3).mean() / m2 ** 1.5) if m2 > 0 else np.nan,
+                     "excess_kurtosis": float((c ** 4).mean() / m2 ** 2 - 3) if m2 > 0 else np.nan})
     return pd.DataFrame(rows)
 
 def evaluate_policies(policies: Mapping[str, Any],  # strategy name → policy with `act`
@@ -164,8 +172,8 @@ def evaluate_policies(policies: Mapping[str, Any],  # strategy name → policy w
         for p, name in enumerate(policies):
             one = {key: v[p, k] for key, v in sim.items()}
             paths.setdefault(mode, {})[name] = one
-            rows.append(meta.merge(run_metrics(one, bt, caps[k]), on="seg_id").assign(strategy=name, seed=seed, mode=mode))
-    cols = ["mode", "strategy", "seed", "seg_id", "regime", "start", "end", "n_bars"] + METRICS
+            rows.append(meta.merge(run_metrics(one, bt, caps[k], fee), on="seg_id").assign(strategy=name, seed=seed, mode=mode))
+    cols = ["mode", "strategy", "seed", "seg_id", "regime", "start", "end", "n_bars"] + METRICS + ["fee_paid", "skewness", "excess_kurtosis"]
     return pd.concat(rows, ignore_index=True)[cols], paths
 
 # %% ../nbs/09_evaluation.ipynb #baded0d8
