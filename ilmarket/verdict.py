@@ -23,13 +23,14 @@ from .evaluation import PAPER_TABLE1, PAPER_TABLE2, STRATEGIES, STYLE, stress_mo
 
 # %% auto #0
 __all__ = ['RUNS_NAME', 'RUNS_KEYS', 'RUNS_REQUIRED', 'RUNS_OPTIONAL', 'DO_NOTHING', 'Scheme', 'AGG_METRICS', 'VERDICTS',
-           'FIXED_STRATEGIES', 'AGG_LABELS', 'VERDICT_COLORS', 'check_runs', 'combine_runs', 'save_runs', 'load_runs',
-           'add_do_nothing', 'add_gross_returns', 'tidy_runs', 'cell_matrix', 'make_bootstrap_weights', 'weighted_mean',
-           'weighted_iqm', 'iqm', 'variance_components', 'expanded_alpha', 'bootstrap_interval', 'bootstrap_pvalue',
-           'strategy_order', 'compute_aggregates', 'prob_improvement', 'compare_pair', 'Claim', 'holm_adjust',
-           'decide_claim', 'paper_claims', 'evaluate_claims', 'compute_power', 'make_power_table', 'return_moments',
-           'pooled_moments', 'expected_max_sharpe', 'probabilistic_sharpe', 'deflated_sharpe', 'sharpe_candidates',
-           'deflate_best', 'make_synthetic_runs', 'plot_intervals', 'plot_claims']
+           'FIXED_STRATEGIES', 'AGG_LABELS', 'VERDICT_COLORS', 'VERDICT_HEADING', 'check_runs', 'combine_runs',
+           'save_runs', 'load_runs', 'add_do_nothing', 'add_gross_returns', 'tidy_runs', 'cell_matrix',
+           'make_bootstrap_weights', 'weighted_mean', 'weighted_iqm', 'iqm', 'variance_components', 'expanded_alpha',
+           'bootstrap_interval', 'bootstrap_pvalue', 'strategy_order', 'compute_aggregates', 'prob_improvement',
+           'compare_pair', 'Claim', 'holm_adjust', 'decide_claim', 'paper_claims', 'evaluate_claims', 'compute_power',
+           'make_power_table', 'return_moments', 'pooled_moments', 'expected_max_sharpe', 'probabilistic_sharpe',
+           'deflated_sharpe', 'sharpe_candidates', 'deflate_best', 'make_synthetic_runs', 'plot_intervals',
+           'plot_claims', 'verdict_section', 'put_verdict_first']
 
 # %% ../nbs/09a_verdict.ipynb #b4acd353
 RUNS_NAME = "backtest_runs"  # tables/backtest_runs.csv in the run's output folder
@@ -776,3 +777,35 @@ def plot_claims(claims: pd.DataFrame,  # `evaluate_claims`
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+# %% ../nbs/09a_verdict.ipynb #dc4f60ff
+VERDICT_HEADING = "## Verdict (paired two-level bootstrap, Holm-corrected)"
+
+def verdict_section(claims: pd.DataFrame,  # `evaluate_claims`
+                    n_show: int = 6,  # headline claims listed (the static replay's, over all regimes, first)
+                   ) -> str:
+    "Markdown: the count of each verdict and the headline claims with estimate, 95% interval and verdict."
+    counts = claims["verdict"].value_counts().reindex(VERDICTS, fill_value=0)
+    head = claims[(claims["regime"] == "all")].sort_values("mode", key=lambda m: m != "static").head(n_show)
+    lines = [VERDICT_HEADING, "",
+             f"Of {len(claims)} claims: " + ", ".join(f"**{int(v)}** {k}" for k, v in counts.items()) + ".",
+             f"Seeds: {int(claims['n_seeds'].max())}; segments: {int(claims['n_segments'].max())}. "
+             "A claim is decided only when its Holm-adjusted p is below 0.05 and the design has enough seeds and segments.",
+             "", "| claim | estimate | 95% interval | verdict | paper |", "|---|---|---|---|---|"]
+    for _, r in head.iterrows():
+        lines.append(f"| {r['claim']} | {r['estimate']:.3g} | [{r['ci_low']:.3g}, {r['ci_high']:.3g}] | {r['verdict']} | {r['paper']} |")
+    lines += ["", "Every claim, with p-values and P(X > Y): [tables/verdict_claims.md](tables/verdict_claims.md); "
+              "power of this design: [tables/verdict_power.md](tables/verdict_power.md).", ""]
+    return "\n".join(lines)
+
+def put_verdict_first(report: str,  # REPORT.md's text
+                      section: str,  # `verdict_section`
+                     ) -> str:
+    "The report with `section` right under its title, replacing an earlier verdict section."
+    text = report
+    if VERDICT_HEADING in text:  # drop the previous one, up to the next heading of the same level
+        before, rest = text.split(VERDICT_HEADING, 1)
+        nxt = rest.find("\n## ")
+        text = before.rstrip("\n") + "\n\n" + (rest[nxt + 1:] if nxt >= 0 else "")
+    title, _, body = text.partition("\n")
+    return f"{title}\n\n{section}\n{body.lstrip(chr(10))}"
