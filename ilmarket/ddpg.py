@@ -611,7 +611,7 @@ class PopulationDDPG:
         self._online = self._members(self.nets["actor"] + self.nets["critic"])
         self._target = self._members(self.nets["actor_target"] + self.nets["critic_target"])
         self._grads = {k: [torch.empty_like(p) for p in self.nets[k]] for k in ("actor", "critic")}
-        self._grad_views = {k: self._members(g) for k, g in self._grads.items()}
+        self._adam_views = [self._adam_args(i) for i in range(2)]  # views: made once, valid while the tensors live
         self._work: dict[str, Tensor] = {}
         with torch.random.fork_rng(devices=[]): self._template = DDPG(self.obs_dim, self.cfg)  # draws nothing here
 
@@ -638,13 +638,19 @@ class PopulationDDPG:
         steps = [col[0]["step"].clone() for col in cols]
         return self.nets[net], exp_avg, exp_avg_sq, steps, dict(opts[0].param_groups[0])
 
+    def _adam_args(self, net: int) -> tuple[list[Tensor], ...]:
+        "Member slices of network `net`'s (0 actor, 1 critic) params, grads, moments and steps, in `_members` order."
+        params, m, v, steps, _ = self.adam[net]
+        grads = self._grads[("actor", "critic")[net]]
+        return (self._members(params), self._members(grads), self._members(m), self._members(v),
+                [s for s in steps for _ in range(self.size)])
+
     def _adam_step(self, net: int) -> None:
         "`DDPG._adam_step` on every member's slices of network `net` (0 actor, 1 critic), which share one step count."
-        params, m, v, steps, g = self.adam[net]
-        torch._foreach_add_(steps, 1)
-        per_member = [s for s in steps for _ in range(self.size)]  # in `_members` order
-        torch._fused_adam_(self._members(params), self._grad_views[("actor", "critic")[net]], self._members(m),
-                           self._members(v), [], per_member, amsgrad=False, lr=g["lr"], beta1=g["betas"][0],
+        g = self.adam[net][4]
+        torch._foreach_add_(self.adam[net][3], 1)
+        params, grads, m, v, steps = self._adam_views[net]
+        torch._fused_adam_(params, grads, m, v, [], steps, amsgrad=False, lr=g["lr"], beta1=g["betas"][0],
                            beta2=g["betas"][1], weight_decay=g["weight_decay"], eps=g["eps"], maximize=False)
 
     @torch.no_grad()
