@@ -24,20 +24,24 @@ from ilmarket.core import atomic_write, git_commit
 BENCH = Path(__file__).resolve().parent
 # quick last: it may use what is left of the budget
 ORDER = ["features", "labels", "sim", "replay", "ddpg", "sb3", "quick"]
-TIMEOUT_S = {"features": 120, "labels": 90, "sim": 300, "replay": 120, "ddpg": 360, "sb3": 300}
+TIMEOUT_S = {"features": 120, "labels": 90, "sim": 300, "replay": 120, "ddpg": 540, "sb3": 300}
 KEYS = {  # headline key → (script, goal)
     "features_vs_talib_time_ratio": ("features", ("<=", 2.0)),
     "labels_1m_bars_seconds": ("labels", ("<=", 1.0)),
     "sim_n1024_vs_loop_speedup": ("sim", (">=", 20.0)),
     "sim_n1024_roofline_fraction": ("sim", (">=", 0.4)),
     "ddpg_vs_sb3_update_ratio": ("ddpg", (">=", 2.0)),
+    "ddpg_population10_vs_solo_ratio": ("ddpg", (">=", 3.0)),
+    "ddpg_population10_roofline_fraction": ("ddpg", None),
+    "ddpg_handwritten_vs_textbook_ratio": ("ddpg", None),
     "sb3_adapter_vs_dummyvecenv_ratio": ("sb3", (">=", 5.0)),
     "replay_bytes_vs_theoretical": ("replay", None),
     "quick_reproduce_seconds": ("quick", None),
 }
 SMOKE_ARGS = {"features": ["--bars", "100000", "--repeats", "2"], "labels": ["--bars", "100000", "--repeats", "2"],
               "sim": ["--smoke"], "replay": ["--smoke"],
-              "ddpg": ["--no-memory", "--rounds", "2", "--updates", "50", "--steps", "600"], "sb3": ["--smoke"]}
+              "ddpg": ["--no-memory", "--rounds", "2", "--updates", "50", "--steps", "600", "--pop-steps", "120",
+                       "--pop-rounds", "1"], "sb3": ["--smoke"]}
 ARGS = {"ddpg": ["--no-memory"]}  # replay memory is measured by bench_replay.py
 
 
