@@ -287,7 +287,8 @@ def save_synthesis(art: SynthArtifacts, cfg: SynthesisConfig, path: str | Path) 
                        "net": art.net.state_dict(), "residuals": torch.from_numpy(np.asarray(art.residuals, dtype=np.float64)),
                        "fit": {c: fit[c].tolist() for c in fit.columns},
                        "history": {k: v for k, v in art.history.items() if k != "seconds"},  # wall time: logged, not saved (same seed, same bytes)
-                       "index": [] if art.index is None else [str(t) for t in art.index]}, path)
+                       "index": [] if art.index is None else [str(t) for t in art.index],
+                       "index_tz": None if art.index is None or art.index.tz is None else str(art.index.tz)}, path)
 
 def load_synthesis(path: str | Path) -> SynthArtifacts:
     "Read a file written by `save_synthesis`."
@@ -296,7 +297,9 @@ def load_synthesis(path: str | Path) -> SynthArtifacts:
     scfg = SynthesisConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d["config"].items()})
     net = SynthesisNet(d["n_agents"], scfg)
     net.load_state_dict(d["net"])
-    idx = pd.DatetimeIndex(d["index"]) if d["index"] else None
+    # the strings carry their UTC offsets, which change with daylight saving: read them as instants, then convert
+    tz = d.get("index_tz", "America/New_York")
+    idx = pd.DatetimeIndex(pd.to_datetime(d["index"], utc=True)).tz_convert(tz) if d["index"] else None
     return SynthArtifacts(net.eval(), d["residuals"].numpy(), pd.DataFrame(d["fit"]).set_index("model"), d["history"], d["digest"], idx)
 
 # %% ../nbs/06_synthesis.ipynb #12b60100

@@ -210,3 +210,17 @@ def test_configure_logging_sets_the_level_and_follows_stderr(capsys):
     finally:
         for h in [h for h in log.handlers if h.get_name() == core.CONSOLE_HANDLER]: log.removeHandler(h)
         log.setLevel(logging.NOTSET)
+
+
+def test_synthesis_file_round_trips_an_index_across_daylight_saving(tmp_path):
+    "The residuals' bar times cross a DST change (offsets -05:00 and -04:00): they read back as the same instants."
+    import numpy as np
+    import pandas as pd
+    from ilmarket.core import SynthesisConfig
+    from ilmarket.synthesis import SynthArtifacts, SynthesisNet, load_synthesis, save_synthesis
+    idx = pd.date_range("2026-03-06 15:50", periods=4, freq="3D", tz="America/New_York")  # EST then EDT
+    scfg = SynthesisConfig()
+    art = SynthArtifacts(SynthesisNet(10, scfg), np.zeros(4), pd.DataFrame({"model": ["net"], "rmse": [1.0]}).set_index("model"),
+                         {}, "d", idx)
+    back = load_synthesis(save_synthesis(art, scfg, tmp_path / "s.pt"))
+    assert back.index.equals(idx) and str(back.index.tz) == "America/New_York"
