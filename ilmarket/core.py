@@ -29,13 +29,24 @@ import torch
 
 # %% auto #0
 __all__ = ['Impact', 'IMPACTS', 'PROFILES', 'CONSOLE_HANDLER', 'FLOAT_FORMAT', 'HASH_SUFFIX', 'DAMAGED_SUFFIX', 'MAX_MODIFIED',
-           'DataConfig', 'FeatureConfig', 'SegmentConfig', 'LabelConfig', 'ILConfig', 'SynthesisConfig', 'check_impact',
-           'SimConfig', 'FlowConfig', 'DDPGConfig', 'EvalConfig', 'Config', 'get_config', 'parse_setting',
-           'seed_everything', 'get_logger', 'configure_logging', 'label_source', 'project_root', 'out_dir',
-           'artifact_path', 'atomic_path', 'atomic_write', 'sha256_file', 'to_markdown', 'save_table', 'save_fig',
-           'hash_path', 'recorded_sha256', 'save_torch', 'DamagedFile', 'load_torch', 'artifact_files',
+           'option', 'DataConfig', 'FeatureConfig', 'SegmentConfig', 'LabelConfig', 'ILConfig', 'SynthesisConfig',
+           'check_impact', 'SimConfig', 'FlowConfig', 'DDPGConfig', 'EvalConfig', 'Config', 'get_config',
+           'parse_setting', 'seed_everything', 'get_logger', 'configure_logging', 'label_source', 'project_root',
+           'out_dir', 'artifact_path', 'atomic_path', 'atomic_write', 'sha256_file', 'to_markdown', 'save_table',
+           'save_fig', 'hash_path', 'recorded_sha256', 'save_torch', 'DamagedFile', 'load_torch', 'artifact_files',
            'verify_artifacts', 'set_aside', 'load_matching', 'git_commit', 'git_state', 'git_dirty', 'package_versions',
            'update_manifest']
+
+# %% ../nbs/00_core.ipynb #10ce0152
+def option(default: Any) -> Any:
+    "A config field added after models were cached: it enters `Config.digest` only when set away from `default`."
+    return field(default=default, metadata={"keyed_if_set": True})
+
+def _keyed(value: Any) -> Any:
+    "A section as `Config.digest` sees it: `asdict`, without the `option` fields left at their defaults."
+    if not dataclasses.is_dataclass(value): return value
+    return {f.name: _keyed(getattr(value, f.name)) for f in fields(value)
+            if not (f.metadata.get("keyed_if_set") and getattr(value, f.name) == f.default)}
 
 # %% ../nbs/00_core.ipynb #09c2c421
 @dataclass(frozen=True)
@@ -185,7 +196,7 @@ class Config:
 
     def digest(self, *sections: str) -> str:
         "Short sha256 of the given sections (all when none), to tell whether saved outputs match this config."
-        d = self.to_dict()
+        d = {f.name: _keyed(getattr(self, f.name)) for f in fields(self)}
         if sections: d = {k: d[k] for k in sections}
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
