@@ -160,7 +160,18 @@ class DDPGConfig:
     total_steps: int = 200_000  # environment steps summed over the vector env
     learning_starts: int = 5_000
     updates_per_step: float = 1.0  # gradient updates per environment step
-    checkpoint_every: int = 20_000
+    checkpoint_every: int = 20_000  # also where an actor snapshot is kept for the checkpoint selection
+    reward: Literal["eq4", "dvv"] = option("eq4")  # "eq4" (the paper's windowed value change / C0), "dvv" (V_t/V_{t-1} - 1)
+    action_rule: Literal["paper", "band", "discrete"] = option("paper")  # output → order: as is, no-trade band, {-1, 0, +1}
+    action_tau: float = option(0.0)  # the band's half-width or the discrete thresholds ±tau, in (0, 1); 0 with "paper"
+
+    def __post_init__(self):
+        if self.reward not in ("eq4", "dvv"): raise ValueError(f"ddpg.reward must be 'eq4' or 'dvv', got {self.reward!r}")
+        if self.action_rule not in ("paper", "band", "discrete"):
+            raise ValueError(f"ddpg.action_rule must be 'paper', 'band' or 'discrete', got {self.action_rule!r}")
+        if (self.action_rule == "paper") != (self.action_tau == 0) or not 0 <= self.action_tau < 1:
+            raise ValueError(f"ddpg.action_tau must be in (0, 1) with a band or discrete rule and 0 with 'paper', "
+                             f"got {self.action_tau!r} with {self.action_rule!r}")
 
 @dataclass(frozen=True)
 class EvalConfig:
