@@ -139,10 +139,13 @@ class FlowConfig:
     permanent: float = 0.2  # share θ of each bar's impact that never decays
     decay: float = 0.5  # exponent of the transient part's decay (1 + ℓ)^−decay, ℓ bars after the flow
     half_spread: float = 1.25e-5  # the dealer's half-spread as a log premium (QQQ: about half a cent at $400)
-    garch_alpha: float = 0.05  # weight of the last squared return in the noise variance
+    garch_alpha: float = 0.1  # weight of the last squared return in the noise variance
     garch_beta: float = 0.5  # persistence of the noise variance (short: the real bars' ranges carry the slow part)
-    range_mix: float = 0.5  # weight of the replaced real bar's range (Parkinson) in the baseline variance, the rest σ²
+    range_mix: float = 0.5  # weight of the replaced real bars' range (Parkinson) in the baseline variance, the rest σ²
     volume_kappa: float = 0.3  # elasticity of volume to |return| / its expected size
+    noise_window: int = 78  # residuals' own volatility level divided out by a centred RMS over this many (0: kept)
+    whiten: bool = True  # the residuals replaced by their AR(1) innovations (no lag-1 memory of their own)
+    range_window: int = 1  # bars of the centred mean of the real bars' Parkinson variance in the baseline
 
 @dataclass(frozen=True)
 class DDPGConfig:
