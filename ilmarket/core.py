@@ -145,7 +145,7 @@ class FlowConfig:
     volume_kappa: float = 0.3  # elasticity of volume to |return| / its expected size
     noise_window: int = 78  # residuals' own volatility level divided out by a centred RMS over this many (0: kept)
     whiten: bool = True  # the residuals replaced by their AR(1) innovations (no lag-1 memory of their own)
-    range_window: int = 1  # bars of the centred mean of the real bars' Parkinson variance in the baseline
+    range_window: int = 6  # bars of the centred mean of the real bars' Parkinson variance in the baseline
 
 @dataclass(frozen=True)
 class DDPGConfig:
