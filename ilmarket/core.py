@@ -88,9 +88,21 @@ class ILConfig:
     lr: float = 1e-3  # Adam
     batch_size: int = 256
     max_epochs: int = 200
-    patience: int = 10  # early stopping on the validation tail
-    val_frac: float = 0.2  # chronological validation tail of each segment
+    patience: int = 10  # early stopping on the validation rows
+    val_frac: float = 0.2  # share of each segment's rows held out for validation (where: `val_split`)
     capital: float = 1e6  # each IL agent's starting cash in the simulator
+    action: Literal["tanh", "round", "classes"] = option("tanh")  # the order: tanh output as the fraction (paper),
+    # the tanh output rounded to {-1, 0, +1} at ±threshold, or a 3-class head's argmax when its probability > threshold
+    threshold: float = option(0.5)  # in (0, 1); read by "round" and "classes"
+    val_split: Literal["tail", "labelled"] = option("tail")  # validation rows: the chronological tail (paper) or the
+    # latest block of the segment that holds labelled (nonzero) bars
+
+    def __post_init__(self):
+        if self.action not in ("tanh", "round", "classes"):
+            raise ValueError(f"il.action must be 'tanh', 'round' or 'classes', got {self.action!r}")
+        if not 0 < self.threshold < 1: raise ValueError(f"il.threshold must be in (0, 1), got {self.threshold!r}")
+        if self.val_split not in ("tail", "labelled"):
+            raise ValueError(f"il.val_split must be 'tail' or 'labelled', got {self.val_split!r}")
 
 @dataclass(frozen=True)
 class SynthesisConfig:
