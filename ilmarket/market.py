@@ -28,10 +28,10 @@ from .synthesis import SynthArtifacts
 # %% auto #0
 __all__ = ['SIM_STATE', 'FEATURE_BOUNDS', 'ACCOUNT_BOUNDS', 'match_orders', 'bootstrap_noise', 'sqrt_impact', 'MarketData',
            'make_market_data', 'check_actions', 'execute_orders', 'pay_own_impact', 'Episode', 'episode_window',
-           'Orders', 'PriceFormer', 'SynthesisPrice', 'Replay', 'SqrtImpact', 'own_impact', 'FlowPrice',
-           'make_price_former', 'FeatureStreamLike', 'stacked_mlp', 'warm_up', 'initial_holdings', 'check_anchors',
-           'MarketSim', 'sim_state', 'load_sim_state', 'observation_box', 'clip_observation', 'MarketEnv',
-           'MarketVecEnv', 'make_sim', 'play']
+           'Orders', 'PriceFormer', 'SynthesisPrice', 'Replay', 'SqrtImpact', 'own_impact', 'centred_mean',
+           'flow_noise', 'FlowPrice', 'make_price_former', 'FeatureStreamLike', 'stacked_mlp', 'warm_up',
+           'initial_holdings', 'check_anchors', 'MarketSim', 'sim_state', 'load_sim_state', 'observation_box',
+           'clip_observation', 'MarketEnv', 'MarketVecEnv', 'make_sim', 'play']
 
 # %% ../nbs/07_simulator.ipynb #bf160690
 def match_orders(cash: torch.Tensor,  # (N, P) cash of the P participants in N markets
@@ -342,6 +342,33 @@ def own_impact(former: Any,  # a price former
     cost = getattr(former, "cost", None)
     return torch.zeros_like(o.px) if cost is None else cost(o)
 
+# %% ../nbs/07_simulator.ipynb #f10a0002
+def centred_mean(x: torch.Tensor,  # (..., T) float64
+                 window: int,  # points averaged; ≤ 1 returns x
+                ) -> torch.Tensor:
+    "(..., T) mean of x over the `window` points centred on each point, fewer at the two ends."
+    if window <= 1: return x
+    t = x.shape[-1]
+    c = torch.nn.functional.pad(torch.cumsum(x, -1), (1, 0))
+    lo = (torch.arange(t) - window // 2).clamp(min=0)
+    hi = (torch.arange(t) - window // 2 + window).clamp(max=t)
+    return (c[..., hi] - c[..., lo]) / (hi - lo).to(x.dtype)
+
+def flow_noise(residuals: np.ndarray | torch.Tensor,  # (R,) fit residuals in time order
+               window: int = 78,  # points of the centred RMS their own volatility level is divided by; ≤ 1 keeps it
+               whiten: bool = True,  # replace them by their AR(1) innovations (no lag-1 memory)
+              ) -> torch.Tensor:
+    "(R,) noise shapes: the residuals without their own volatility level and lag-1 memory, unit variance."
+    res = np.asarray(residuals, dtype=np.float64).reshape(-1)
+    z = torch.tensor(res[np.isfinite(res)])
+    if len(z) < 2 or not z.std() > 0: raise ValueError("FlowPrice needs at least two finite residuals that differ")
+    z = (z - z.mean()) / z.std(correction=0)
+    if window > 1: z = z / centred_mean(z ** 2, window).sqrt().clamp(min=1e-12)
+    if whiten:
+        phi = (z[1:] * z[:-1]).sum() / (z ** 2).sum()  # lag-1 autocorrelation
+        z = torch.cat([z[:1], z[1:] - phi * z[:-1]])
+    return (z - z.mean()) / z.std(correction=0)
+
 # %% ../nbs/07_simulator.ipynb #edbaf20b
 class FlowPrice:
     "A dealer market: every order filled at p_t, the net signed flow through a square-root propagator, GARCH noise."
@@ -354,28 +381,33 @@ class FlowPrice:
                  permanent: float = 0.2,  # θ: share of an impulse that never decays
                  decay: float = 0.5,  # γ of the transient part (1 + ℓ)^−γ
                  half_spread: float = 1.25e-5,  # the dealer's half-spread, a log premium on the agent's fill
-                 garch_alpha: float = 0.05,  # α
+                 garch_alpha: float = 0.1,  # α
                  garch_beta: float = 0.5,  # β
                  range_mix: float = 0.5,  # weight of the real bar's Parkinson variance in the baseline b_k
                  volume_kappa: float = 0.3,  # κ
+                 noise_window: int = 78,  # `flow_noise`: residuals over which their own volatility level is divided out
+                 whiten: bool = True,  # `flow_noise`: their lag-1 memory removed
+                 range_window: int = 6,  # bars of the centred mean of the real bars' Parkinson variance in b_k
                 ):
-        res = np.asarray(residuals, dtype=np.float64).reshape(-1)
-        res = res[np.isfinite(res)]
-        if len(res) < 2 or not res.std() > 0: raise ValueError("FlowPrice needs at least two finite residuals that differ")
         checks = {"delta": 0 < delta <= 1, "permanent": 0 <= permanent <= 1, "decay": decay > 0, "y": y >= 0,
                   "half_spread": half_spread >= 0, "garch_alpha": garch_alpha >= 0, "garch_beta": garch_beta >= 0,
                   "garch_alpha + garch_beta": garch_alpha + garch_beta < 1, "range_mix": 0 <= range_mix <= 1,
-                  "volume_kappa": volume_kappa >= 0}
+                  "volume_kappa": volume_kappa >= 0, "noise_window": noise_window >= 0,
+                  "range_window": range_window >= 1}
         bad = [k for k, ok in checks.items() if not ok]
-        if bad: raise ValueError(f"FlowPrice: {bad[0]} out of range ({dict(delta=delta, permanent=permanent, decay=decay, y=y, half_spread=half_spread, garch_alpha=garch_alpha, garch_beta=garch_beta, range_mix=range_mix, volume_kappa=volume_kappa)})")
-        self.residuals = torch.tensor((res - res.mean()) / res.std())  # unit variance: h_k sets the size
+        given = dict(delta=delta, permanent=permanent, decay=decay, y=y, half_spread=half_spread, garch_alpha=garch_alpha,
+                     garch_beta=garch_beta, range_mix=range_mix, volume_kappa=volume_kappa, noise_window=noise_window,
+                     range_window=range_window)
+        if bad: raise ValueError(f"FlowPrice: {bad[0]} out of range ({given})")
+        self.residuals = flow_noise(residuals, noise_window, whiten)  # unit variance: h_k sets the size
         self.abs_mean = float(self.residuals.abs().mean())  # E|z|
         self.y, self.delta, self.permanent, self.decay, self.half_spread = y, delta, permanent, decay, half_spread
         self.alpha, self.beta, self.range_mix, self.kappa = garch_alpha, garch_beta, range_mix, volume_kappa
+        self.range_window = int(range_window)
 
     def reset(self, ep: Episode) -> None:
         n, h = ep.close.shape
-        park = torch.log(ep.high / ep.low).clamp(min=0.0) ** 2 / (4 * math.log(2))
+        park = centred_mean(torch.log(ep.high / ep.low).clamp(min=0.0) ** 2 / (4 * math.log(2)), self.range_window)
         self.ep, self.base = ep, self.range_mix * park + (1 - self.range_mix) * ep.sigma ** 2  # (N, H) b_k
         self.kernel = self.permanent + (1 - self.permanent) * (1 + torch.arange(h, dtype=torch.float64)) ** -self.decay
         self.push = torch.zeros(n, h, dtype=torch.float64)  # Δ_j
@@ -434,7 +466,7 @@ def make_price_former(impact: Impact,  # "synthesis", "sqrt", "static" or "flow"
             residuals = np.array([-1.0, 1.0])
         f = cfg.flow
         return FlowPrice(residuals, f.y, f.delta, f.permanent, f.decay, f.half_spread, f.garch_alpha, f.garch_beta,
-                         f.range_mix, f.volume_kappa)
+                         f.range_mix, f.volume_kappa, f.noise_window, f.whiten, f.range_window)
     if impact not in ("synthesis", "sqrt"):  # the dispatch is exhaustive over `Impact`: anything else is refused
         raise ValueError(f"impact must be one of {list(IMPACTS)}, got {impact!r}")
     if synth is None:
