@@ -11,6 +11,7 @@ cfg = config["DEFAULT"]
 
 requirements = cfg.get("requirements", "").split()
 sb3_requirements = cfg.get("sb3_requirements", "").split()  # the optional stable-baselines3 adapter (ilmarket.sb3)
+cluster_requirements = cfg.get("cluster_requirements", "").split()  # Ray, for `ilmarket sweep` on a cluster
 dev_requirements = cfg.get("dev_requirements", "").split() + sb3_requirements  # the tests cover the adapter too
 scripts = [s.strip() for s in cfg.get("console_scripts", "").split("\n") if s.strip()]
 
@@ -29,7 +30,7 @@ setuptools.setup(
     include_package_data=True,
     python_requires=">=" + cfg["min_python"],
     install_requires=requirements,
-    extras_require={"sb3": sb3_requirements, "dev": dev_requirements},
+    extras_require={"sb3": sb3_requirements, "cluster": cluster_requirements, "dev": dev_requirements},
     entry_points={"console_scripts": scripts, "nbdev": [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"]},
     project_urls={"Documentation": cfg["doc_host"] + cfg["doc_baseurl"], "Source": cfg["git_url"]},
     classifiers=[
