@@ -274,3 +274,141 @@ def test_episode_ends_store_the_final_state(tmp_path, env_cls, done_flag):
     assert torch.equal(nxt[:-4][inner], obs[4:][inner])
     assert not (nxt[end][:, -2] == 1).all()  # restarted episodes start with all cash; final states rarely do
     assert torch.equal(nxt[end][:, 0], obs[end][:, 0])  # the drift regime is the finished episode's
+
+
+# ---- agent options (action rule, reward) and checkpoint snapshots
+
+OPTIONS = [dict(reward="dvv"), dict(action_rule="band", action_tau=0.5), dict(action_rule="discrete", action_tau=0.4),
+           dict(reward="dvv", action_rule="discrete", action_tau=1 / 3)]
+
+
+def _module_at(commit: str, path: str, name: str, tmp_path):
+    "The package module `path` as it was at `commit` (its relative imports resolve to today's package), or skip."
+    import importlib.util
+    import subprocess
+    from pathlib import Path
+    repo = Path(__file__).resolve().parents[1]
+    got = subprocess.run(["git", "show", f"{commit}:{path}"], cwd=repo, capture_output=True, text=True)
+    if got.returncode != 0: pytest.skip(f"{commit} is not in this checkout's history")
+    file = tmp_path / f"{name}.py"
+    file.write_text(got.stdout, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(f"ilmarket.{name}", file)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _before_options(cfg):
+    "A config whose `ddpg` section has only the fields DDPGConfig had before the options (as the old code saw it)."
+    import dataclasses
+    import types
+    new = {"reward", "action_rule", "action_tau"}
+    kept = [(f.name, f.type, dataclasses.field(default=getattr(cfg.ddpg, f.name)))
+            for f in dataclasses.fields(cfg.ddpg) if f.name not in new]
+    old = dataclasses.make_dataclass("DDPGConfig", kept, frozen=True)
+    return types.SimpleNamespace(ddpg=old())
+
+
+def test_a_checkpoint_of_the_code_before_the_options_loads_as_a_finished_run(tmp_path):
+    from ilmarket.ddpg import _run_meta, load_snapshots
+    old = _module_at("cf772a0", "ilmarket/ddpg.py", "_ddpg_cf772a0", tmp_path)
+    cfg = small_cfg(total_steps=320)
+    path = tmp_path / "old.pt"
+    old_actor, _ = old.train_ddpg(old.ToyMarket(4, horizon=40), _before_options(cfg), seed=5, checkpoint_path=path,
+                                  progress=False, run_key="upstream")
+    written = path.read_bytes()
+    assert "snapshots" not in load_checkpoint(path)
+    assert old._run_meta(_before_options(cfg), 5, 12, 4, ToyMarket(4, horizon=40), "upstream") == \
+        _run_meta(cfg, 5, 12, 4, ToyMarket(4, horizon=40), "upstream")  # paper mode: the same run identity
+    seen = []
+    actor, hist = train_ddpg(ToyMarket(4, horizon=40), cfg, seed=5, checkpoint_path=path, progress=False,
+                             run_key="upstream", callback=seen.append)
+    assert seen == [] and path.read_bytes() == written  # finished: nothing trained, the file not rewritten
+    assert int(hist["step"].iloc[-1]) == 320
+    assert load_snapshots(path) == {}  # no snapshots: the selection keeps the last actor
+    for a, b in zip(actor.parameters(), old_actor.parameters()): assert torch.equal(a, b)
+    again, _ = train_ddpg(ToyMarket(4, horizon=40), cfg, seed=5, progress=False, run_key="upstream")
+    for a, b in zip(again.parameters(), old_actor.parameters()): assert torch.equal(a, b)  # trains as before
+
+
+@pytest.mark.parametrize("opts", OPTIONS)
+def test_an_option_is_part_of_the_config_digest_and_the_run_identity(tmp_path, opts, finished):
+    from ilmarket.ddpg import _run_meta, make_agent_env
+    paper, opt = small_cfg(total_steps=160), small_cfg(total_steps=160, **opts)
+    base = dict(total_steps=160, learning_starts=96, buffer_size=2_000, checkpoint_every=160)
+    assert paper.digest("ddpg") == get_config("quick", ddpg=base).digest("ddpg")
+    assert opt.digest("ddpg") != paper.digest("ddpg")
+    meta = _run_meta(opt, 0, 12, 4, make_agent_env(ToyMarket(4), opt.ddpg), "")
+    assert {k: meta["ddpg"][k] for k in opts} == opts
+    assert meta["env"] != ToyMarket(4).fingerprint
+    paper_meta = _run_meta(paper, 0, 12, 4, ToyMarket(4), "")["ddpg"]
+    for k in ("reward", "action_rule", "action_tau"): assert k not in paper_meta
+    with pytest.raises(CheckpointMismatch, match=f"ddpg.{next(iter(opts))}"):
+        train_ddpg(ToyMarket(4), opt, seed=0, checkpoint_path=finished, progress=False)
+
+
+@pytest.mark.parametrize("opts", OPTIONS)
+def test_options_resume_exactly_in_the_market_simulator(tmp_path, opts):
+    cfg = small_cfg(total_steps=320, learning_starts=64, checkpoint_every=96, **opts)
+    train_ddpg(market_sim(), cfg, seed=0, checkpoint_path=tmp_path / "ref.pt", progress=False)
+    with pytest.raises(Interrupt):
+        train_ddpg(market_sim(), cfg, seed=0, checkpoint_path=tmp_path / "run.pt", progress=False,
+                   callback=stop_at(250))
+    train_ddpg(market_sim(), cfg, seed=0, checkpoint_path=tmp_path / "run.pt", progress=False)
+    ref, run = load_checkpoint(tmp_path / "ref.pt"), load_checkpoint(tmp_path / "run.pt")
+    assert_same_run(ref, run)
+    assert ref["snapshots"]["step"] == run["snapshots"]["step"] == [96, 192, 288, 320]
+
+
+def test_the_dvv_reward_is_the_value_ratio_in_the_market_simulator():
+    from ilmarket.ddpg import make_agent_env
+    sim, twin = market_sim(horizon=6), market_sim(horizon=6)
+    env = make_agent_env(twin, small_cfg(reward="dvv").ddpg)
+    sim.reset(seed=3), env.reset(seed=3)
+    prev = sim.c0.clone()
+    g = torch.Generator().manual_seed(0)
+    for _ in range(8):  # across an episode end: V_0 = C0 again
+        a = torch.rand(4, generator=g) * 2 - 1
+        _, _, done, info = sim.step(a)
+        _, rew, _, info2 = env.step(a)
+        assert torch.equal(info["value"], info2["value"])
+        torch.testing.assert_close(rew, (info["value"] / prev - 1).float(), rtol=1e-6, atol=0)
+        prev = torch.where(done, sim.c0, info["value"])
+
+
+@pytest.mark.parametrize("kind,tau", [("band", 0.5), ("discrete", 0.4)])
+def test_the_rule_is_applied_to_the_orders_and_to_the_trained_policy(kind, tau):
+    from ilmarket.ddpg import ActionRule, Actor, FinalRL, RLBaseline, RuleEnv
+    rule = ActionRule(kind, tau)
+    a = torch.linspace(-1, 1, 41)
+    out = rule(a)
+    small = a.abs() < tau
+    assert torch.equal(out[small], torch.zeros(int(small.sum())))
+    assert torch.equal(out[~small], a[~small] if kind == "band" else a[~small].sign())
+    torch.manual_seed(0)
+    actor, obs = Actor(12), ToyMarket(64).reset(seed=1)
+    with torch.no_grad(): raw = actor(obs)
+    for cls in (FinalRL, RLBaseline): assert torch.equal(cls(actor, rule).act(obs), rule(raw))
+    assert torch.equal(FinalRL(actor).act(obs), raw)  # the paper's rule: the output itself
+    plain, ruled = ToyMarket(4, horizon=8), RuleEnv(ToyMarket(4, horizon=8), rule)
+    plain.reset(seed=0), ruled.reset(seed=0)
+    act = torch.tensor([0.1, -0.3, 0.45, 0.9])
+    assert torch.equal(ruled.step(act)[3]["shares"], plain.step(rule(act))[3]["shares"])
+
+
+def test_snapshots_at_every_checkpoint_survive_a_resume(tmp_path):
+    from ilmarket.ddpg import load_snapshots
+    cfg = small_cfg()
+    actor, _ = train_ddpg(ToyMarket(8, horizon=40), cfg, seed=1, checkpoint_path=tmp_path / "ref.pt", progress=False)
+    with pytest.raises(Interrupt):
+        train_ddpg(ToyMarket(8, horizon=40), cfg, seed=1, checkpoint_path=tmp_path / "run.pt", progress=False,
+                   callback=stop_at(400))
+    train_ddpg(ToyMarket(8, horizon=40), cfg, seed=1, checkpoint_path=tmp_path / "run.pt", progress=False)
+    ref, run = load_snapshots(tmp_path / "ref.pt"), load_snapshots(tmp_path / "run.pt")
+    assert sorted(ref) == sorted(run) == [160, 320, 480]
+    for s in ref:
+        for a, b in zip(ref[s].parameters(), run[s].parameters()): assert torch.equal(a, b)
+    for a, b in zip(ref[480].parameters(), actor.parameters()): assert torch.equal(a, b)
+    assert not all(torch.equal(a, b) for a, b in zip(ref[160].parameters(), ref[480].parameters()))
+    ck = torch.load(tmp_path / "ref.pt", weights_only=True)
+    assert set(ck["snapshots"]) == {"step", "actor"} and set(ck["snapshots"]["actor"][0]) == set(actor.state_dict())
