@@ -20,18 +20,19 @@ from matplotlib.ticker import FuncFormatter
 from .core import (Config, atomic_write, get_config, configure_logging, seed_everything, get_logger, label_source, out_dir as run_out_dir, save_fig,
                            save_table, to_markdown, update_manifest)
 from .agents import fmt_usd, progress_bar
-from .ddpg import FinalRL, ILBaseline, LongOnly
+from .ddpg import ActionRule, FinalRL, ILBaseline, LongOnly, RLBaseline, action_rule
 from .features import FEATURES, compute_features
 from .market import Episode, Orders, Replay, SqrtImpact, make_market_data, own_impact, pay_own_impact
 from .portfolio import apply_fractions, compute_metrics
 from .segments import role_segments, segment_slices
 
 # %% auto #0
-__all__ = ['METRICS', 'STRATEGIES', 'PAPER_TABLE1', 'PAPER_TABLE2', 'PAPER_CASES', 'PCT', 'STYLE', 'REPORT_TITLES',
+__all__ = ['METRICS', 'SELECTED', 'STRATEGIES', 'PAPER_TABLE1', 'PAPER_TABLE2', 'PAPER_CASES', 'PCT', 'STYLE', 'REPORT_TITLES',
            'REPORT_FIGURES', 'BacktestSet', 'make_backtest_set', 'backtest_episode', 'simulate_many',
-           'simulate_backtests', 'run_metrics', 'evaluate_policies', 'make_table1', 'make_table2', 'make_table5',
-           'stress_mode', 'evaluation_label', 'make_ablation_table', 'plot_risk_return', 'pick_case', 'plot_backtest',
-           'check_claims', 'make_report', 'write_report', 'earlier_tables', 'load_backtest_set', 'run_evaluation']
+           'simulate_backtests', 'run_metrics', 'evaluate_policies', 'gross_returns', 'make_table1', 'make_table2',
+           'make_table5', 'stress_mode', 'evaluation_label', 'make_ablation_table', 'plot_risk_return', 'pick_case',
+           'plot_backtest', 'check_claims', 'make_report', 'write_report', 'earlier_tables', 'select_checkpoint',
+           'load_backtest_set', 'run_evaluation']
 
 # %% ../nbs/09_evaluation.ipynb #48f24252
 @dataclass(frozen=True)
@@ -151,6 +152,8 @@ def run_metrics(sim: Mapping[str, np.ndarray],  # output of `simulate_backtests`
         m2 = float((c ** 2).mean())
         rows.append({"seg_id": int(bt.segs["seg_id"].iloc[i]), **{k: m[k] for k in METRICS},
                      "fee_paid": fee * float(traded.sum()) if fee is not None else np.nan,  # fee on every traded notional
+                     "gross_return": (float(v[-1]) + fee * float(traded.sum())) / cash0 - 1 if fee is not None
+                                     else np.nan,
                      "skewness": float((c ** 3).mean() / m2 ** 1.5) if m2 > 0 else np.nan,
                      "excess_kurtosis": float((c ** 4).mean() / m2 ** 2 - 3) if m2 > 0 else np.nan})
     return pd.DataFrame(rows)
@@ -173,11 +176,13 @@ def evaluate_policies(policies: Mapping[str, Any],  # strategy name → policy w
             one = {key: v[p, k] for key, v in sim.items()}
             paths.setdefault(mode, {})[name] = one
             rows.append(meta.merge(run_metrics(one, bt, caps[k], fee), on="seg_id").assign(strategy=name, seed=seed, mode=mode))
-    cols = ["mode", "strategy", "seed", "seg_id", "regime", "start", "end", "n_bars"] + METRICS + ["fee_paid", "skewness", "excess_kurtosis"]
+    cols = (["mode", "strategy", "seed", "seg_id", "regime", "start", "end", "n_bars"] + METRICS
+            + ["fee_paid", "gross_return", "skewness", "excess_kurtosis"])
     return pd.concat(rows, ignore_index=True)[cols], paths
 
 # %% ../nbs/09_evaluation.ipynb #baded0d8
-STRATEGIES = ["Final RL", "Long-Only", "RL Baseline", "IL Baseline"]
+SELECTED = " (selected)"  # suffix of an RL strategy at the checkpoint chosen on the spare segments
+STRATEGIES = ["Final RL", "Long-Only", "RL Baseline", "IL Baseline", "Final RL" + SELECTED, "RL Baseline" + SELECTED]
 
 PAPER_TABLE1 = pd.DataFrame({
     "Final RL": [1.98, 0.00042, 0.00077, -4.97],
@@ -199,12 +204,21 @@ PAPER_CASES = {"fig5_bear_backtest": {"Final RL": -11.6, "Long-Only": -23.2, "RL
                "fig6_volatile_backtest": {"Final RL": -2.8, "Long-Only": -5.7, "RL Baseline": -5.7, "IL Baseline": 0.62}}
 
 # %% ../nbs/09_evaluation.ipynb #1bb01da3
-PCT = {"total_return": "total_return_pct", "max_drawdown": "max_drawdown_pct"}
+PCT = {"total_return": "total_return_pct", "gross_return": "gross_return_pct", "max_drawdown": "max_drawdown_pct"}
+
+def gross_returns(runs: pd.DataFrame,  # rows of `evaluate_policies` (or any frame with total_return and final_value)
+                 ) -> pd.Series:
+    "Each row's return gross of fees: its `gross_return`, else from `fee_paid`; NaN when neither is recorded."
+    if "gross_return" in runs: return runs["gross_return"]
+    if "fee_paid" not in runs: return pd.Series(np.nan, index=runs.index)
+    return runs["total_return"] + runs["fee_paid"] * (1 + runs["total_return"]) / runs["final_value"]
 
 def _seed_means(runs: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     "Per (mode, strategy, seed, *by): the mean of each metric over the segments, returns in percent."
-    df = runs.assign(**{v: runs[k] * 100 for k, v in PCT.items()})
-    cols = ["total_return_pct", "volatility", "sharpe", "sharpe_annualised", "max_drawdown_pct", "turnover"]
+    df = runs.assign(gross_return=gross_returns(runs))
+    df = df.assign(**{v: df[k] * 100 for k, v in PCT.items()})
+    cols = ["total_return_pct", "gross_return_pct", "volatility", "sharpe", "sharpe_annualised", "max_drawdown_pct",
+            "turnover"]
     return df.groupby(["mode", "strategy", "seed", *by], sort=False)[cols].mean().reset_index()
 
 def _mean_std(df: pd.DataFrame, keys: list[str], cols: list[str]) -> pd.DataFrame:
@@ -214,7 +228,8 @@ def _mean_std(df: pd.DataFrame, keys: list[str], cols: list[str]) -> pd.DataFram
 def make_table1(runs: pd.DataFrame,  # rows of `evaluate_policies` for both modes and all seeds
                ) -> pd.DataFrame:
     "Table 1: per metric and strategy, static and impact-aware mean ± std over seeds, and the paper's value."
-    cols = ["total_return_pct", "volatility", "sharpe", "max_drawdown_pct", "sharpe_annualised", "turnover"]
+    cols = ["total_return_pct", "gross_return_pct", "volatility", "sharpe", "max_drawdown_pct", "sharpe_annualised",
+            "turnover"]
     s = _mean_std(_seed_means(runs, []), ["mode", "strategy"], cols)
     rows = []
     for metric in cols:
@@ -224,25 +239,27 @@ def make_table1(runs: pd.DataFrame,  # rows of `evaluate_policies` for both mode
                 have = (mode, strat) in s.index
                 row[f"{mode}_mean"] = s.loc[(mode, strat), metric] if have else np.nan
                 row[f"{mode}_std"] = s.loc[(mode, strat), f"{metric}_std"] if have else np.nan
-            row["paper"] = PAPER_TABLE1.loc[metric, strat] if metric in PAPER_TABLE1.index else np.nan
+            known = metric in PAPER_TABLE1.index and strat in PAPER_TABLE1.columns
+            row["paper"] = PAPER_TABLE1.loc[metric, strat] if known else np.nan
             rows.append(row)
     return pd.DataFrame(rows)
 
 def make_table2(runs: pd.DataFrame,  # rows of `evaluate_policies` for both modes and all seeds
                ) -> pd.DataFrame:
     "Table 2: per regime and strategy, static mean ± std over seeds beside the paper, plus the impact-aware return."
-    cols = ["total_return_pct", "max_drawdown_pct", "sharpe"]
-    s = _mean_std(_seed_means(runs, ["regime"]), ["mode", "regime", "strategy"], cols).reset_index()
+    cols, gross = ["total_return_pct", "max_drawdown_pct", "sharpe"], ["gross_return_pct", "gross_return_pct_std"]
+    s = _mean_std(_seed_means(runs, ["regime"]), ["mode", "regime", "strategy"], cols + gross[:1]).reset_index()
     n = runs.query("mode == 'static'").groupby(["regime", "strategy"])["seg_id"].nunique().rename("n_tests").reset_index()
     st = s.query("mode == 'static'").drop(columns="mode").merge(n, on=["regime", "strategy"])
-    im = s.query("mode == 'impact'")[["regime", "strategy", "total_return_pct", "total_return_pct_std"]]
-    im = im.rename(columns={"total_return_pct": "impact_total_return_pct", "total_return_pct_std": "impact_total_return_pct_std"})
+    im_cols = ["total_return_pct", "total_return_pct_std", *gross]
+    im = s.query("mode == 'impact'")[["regime", "strategy", *im_cols]]
+    im = im.rename(columns={c: f"impact_{c}" for c in im_cols})
     paper = PAPER_TABLE2.rename(columns={c: f"{c}_paper" for c in cols})
     out = st.merge(im, on=["regime", "strategy"], how="left").merge(paper, on=["regime", "strategy"], how="left")
     out["regime"] = pd.Categorical(out["regime"], ["bull", "bear", "sideways"])
     out["strategy"] = pd.Categorical(out["strategy"], STRATEGIES)
-    order = ["regime", "strategy", "n_tests"] + [x for c in cols for x in (c, f"{c}_std", f"{c}_paper")] + \
-            ["impact_total_return_pct", "impact_total_return_pct_std"]
+    order = (["regime", "strategy", "n_tests"] + [x for c in cols for x in (c, f"{c}_std", f"{c}_paper")] + gross
+             + [f"impact_{c}" for c in im_cols])
     out = out.sort_values(["regime", "strategy"])[order].reset_index(drop=True)
     out[["regime", "strategy"]] = out[["regime", "strategy"]].astype(str)
     return out
@@ -278,7 +295,7 @@ def evaluation_label(mode: str,  # "static", "impact" or `stress_mode(...)`
 def make_ablation_table(runs: pd.DataFrame,  # rows with a `train_impact` column and a `mode` per evaluation
                        ) -> pd.DataFrame:
     "Ablation: per training impact and evaluation mode, mean ± std over seeds of the backtest averages."
-    cols = ["total_return_pct", "max_drawdown_pct", "sharpe", "turnover"]
+    cols = ["total_return_pct", "gross_return_pct", "max_drawdown_pct", "sharpe", "turnover"]
     df = runs.assign(strategy=runs["train_impact"])
     s = _mean_std(_seed_means(df, []), ["strategy", "mode"], cols).reset_index()
     s = s.rename(columns={"strategy": "train_impact", "mode": "evaluation"})
@@ -287,7 +304,9 @@ def make_ablation_table(runs: pd.DataFrame,  # rows with a `train_impact` column
 
 # %% ../nbs/09_evaluation.ipynb #8a75bc72
 STYLE = {"Final RL": dict(color="tab:blue", marker="o"), "Long-Only": dict(color="tab:green", marker="D"),
-         "RL Baseline": dict(color="gold", marker="s"), "IL Baseline": dict(color="tab:red", marker="x")}
+         "RL Baseline": dict(color="gold", marker="s"), "IL Baseline": dict(color="tab:red", marker="x"),
+         "Final RL" + SELECTED: dict(color="tab:purple", marker="^"),
+         "RL Baseline" + SELECTED: dict(color="tab:brown", marker="v")}
 
 def plot_risk_return(runs: pd.DataFrame,  # static rows of `evaluate_policies`
                      source: str | None = None,  # data source for the title
@@ -420,6 +439,7 @@ REPORT_TITLES = {"table1_aggregate": "Table 1 — average over the backtests",
                  "table2_regimes": "Table 2 — by market regime",
                  "table_ablation_impact": "Ablation — training impact × evaluation impact",
                  "table_case_studies": "Figures 5 and 6 — the case-study backtests",
+                 "table_checkpoint_selection": "Checkpoint selection on the spare segments",
                  "table5_hyperparameters": "Table 5 — DDPG hyperparameters",
                  "table3_il_general": "Table 3 — IL agents, general metrics (from the IL notebook)",
                  "table4_il_risk": "Table 4 — IL agents, risk and return (from the IL notebook)",
@@ -491,6 +511,26 @@ def earlier_tables(folder: str | Path,  # run output folder holding tables/
         out[n] = text
     return out
 
+# %% ../nbs/09_evaluation.ipynb #e3e4dda6
+def select_checkpoint(candidates: Mapping[int, Any],  # training step → actor snapshot (`load_snapshots`)
+                      bt: BacktestSet,  # the spare segments (`load_backtest_set(..., role="spare")`)
+                      cash0: float = 1e6,  # initial cash
+                      fee: float = 0.005,  # fee on traded notional
+                      rule: ActionRule = ActionRule(),  # the action rule the actor trained with
+                     ) -> pd.DataFrame:
+    "Each snapshot's mean net Sharpe, returns, fee drag and turnover on `bt` (static replay); `selected`: the best."
+    if not candidates: raise ValueError("select_checkpoint needs at least one candidate")
+    steps = sorted(int(s) for s in candidates)
+    r, _ = evaluate_policies({str(s): FinalRL(candidates[s], rule) for s in steps}, bt, cash0, fee)
+    r = r.assign(step=r["strategy"].astype(int), gross_return=gross_returns(r), fee_drag=r["fee_paid"] / cash0)
+    g = r.groupby("step")[["sharpe", "total_return", "gross_return", "fee_drag", "turnover"]].mean().reindex(steps)
+    out = pd.DataFrame({"step": steps, "n_segments": len(bt.segs), "sharpe": g["sharpe"].to_numpy(),
+                        "total_return_pct": 100 * g["total_return"].to_numpy(),
+                        "gross_return_pct": 100 * g["gross_return"].to_numpy(),
+                        "fee_drag_pct": 100 * g["fee_drag"].to_numpy(), "turnover": g["turnover"].to_numpy()})
+    score = out["sharpe"].fillna(-np.inf).to_numpy()
+    pick = len(steps) - 1 - int(np.argmax(score[::-1]))  # the best; on a tie the later step, nearer the last
+    return out.assign(selected=np.arange(len(steps)) == pick)
 
 # %% ../nbs/09_evaluation.ipynb #ed416dbe
 def load_backtest_set(cfg: Config,  # run config
@@ -498,12 +538,18 @@ def load_backtest_set(cfg: Config,  # run config
                       segs: pd.DataFrame,  # `make_segments(bars, cfg)`
                       scaler: Any,  # the IL ensemble's fitted `MinMaxScaler`
                       feats: pd.DataFrame | None = None,  # (T, F) features of `bars` already computed; None → computed here
+                      role: str = "backtest",  # the segments' role: "backtest", or "spare" (for the selection)
                      ) -> BacktestSet:
-    "The run's backtest segments with scaled features and the simulator's impact inputs."
+    "The run's segments of one role (the backtests by default) with scaled features and the simulator's impact inputs."
     feats = compute_features(bars, cfg.features)[FEATURES] if feats is None else feats
     scaled = scaler.transform(feats.to_numpy(np.float64))
     md = make_market_data(bars, None, warmup=1, horizon=1, vol_window=cfg.sim.vol_window)
-    return make_backtest_set(bars, role_segments(segs, "backtest"), scaled, md.sigma.numpy(), md.vbar.numpy())
+    return make_backtest_set(bars, role_segments(segs, role), scaled, md.sigma.numpy(), md.vbar.numpy())
+
+def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    "Whether two modules hold the same tensors."
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 def run_evaluation(cfg: Config,  # run config (`eval.n_seeds` seeds from `cfg.seed`)
                    bt: BacktestSet,  # `load_backtest_set`
@@ -512,8 +558,9 @@ def run_evaluation(cfg: Config,  # run config (`eval.n_seeds` seeds from `cfg.se
                    ablation: Sequence[str] = ("synthesis", "sqrt", "static"),  # training impacts of the ablation
                    stress: float = 100.0,  # capital multiple of the extra impact-aware evaluation
                    progress: bool = True,  # a bar of seeds on standard error
+                   selected: Mapping[tuple[str, int], Any] | None = None,  # (impact, seed) → the selected checkpoint
                   ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, dict[str, np.ndarray]]]:
-    "Backtest rows of the four strategies (both modes, all seeds), ablation rows, and the first seed's static paths."
+    "Backtest rows of the strategies (and with `selected` the selected RL agents), ablation rows, seed 0's paths."
     ev = cfg.eval
     if cfg.sim.impact == "static": raise ValueError("cfg.sim.impact is 'static': the Final RL agent is the one trained in the interactive simulator")
     if ev.eval_impact != "sqrt": raise ValueError(f"eval.eval_impact {ev.eval_impact!r}: only 'sqrt' is implemented for the impact-aware replay")
@@ -521,17 +568,27 @@ def run_evaluation(cfg: Config,  # run config (`eval.n_seeds` seeds from `cfg.se
     seeds = [cfg.seed + k for k in range(ev.n_seeds)]
     missing = [(i, s) for s in seeds for i in impacts if (i, s) not in actors]
     if missing: raise ValueError(f"run_evaluation needs a trained actor for every (impact, seed); missing {missing}")
+    picked = {"Final RL" + SELECTED: cfg.sim.impact, "RL Baseline" + SELECTED: "static"}
+    picked = picked if selected is not None else {}
+    missing = [(i, s) for s in seeds for i in picked.values() if (i, s) not in selected]
+    if missing: raise ValueError(f"run_evaluation: `selected` lacks the selected actor of {missing}")
+    rule = action_rule(cfg.ddpg)  # the agents act through the rule they trained with
     runs, abl, first_paths = [], [], {}
-    desc = f"backtests ({len(bt.segs)} segments × {len(impacts) + 2} policies × 3 modes)"
+    desc = f"backtests ({len(bt.segs)} segments × {len(impacts) + len(picked) + 2} policies × 3 modes)"
     with progress_bar(len(seeds), desc, progress, unit="seed") as bar:
         for k, s in enumerate(seeds):
-            ddpg = {f"DDPG[{imp}]": FinalRL(actors[(imp, s)]) for imp in impacts}
-            pols = {**ddpg, "Long-Only": LongOnly(), "IL Baseline": ILBaseline(il.baseline)}
+            ddpg = {f"DDPG[{imp}]": FinalRL(actors[(imp, s)], rule) for imp in impacts}
+            same = {name: imp for name, imp in picked.items() if _same_weights(selected[(imp, s)], actors[(imp, s)])}
+            chosen = {name: FinalRL(selected[(imp, s)], rule) for name, imp in picked.items() if name not in same}
+            pols = {**ddpg, **chosen, "Long-Only": LongOnly(), "IL Baseline": ILBaseline(il.baseline)}
             settings = (("static", None, 1.0), ("impact", cfg.sim.sqrt_y, 1.0),
                         (stress_mode(stress), cfg.sim.sqrt_y, stress))
             r, paths = evaluate_policies(pols, bt, ev.initial_cash, ev.fee, settings, cfg.sim.sqrt_halflife, seed=s)
+            for name, imp in same.items():  # selected = last: the last checkpoint's rows again, not a second replay
+                r = pd.concat([r, r[r["strategy"] == f"DDPG[{imp}]"].assign(strategy=name)], ignore_index=True)
+                paths = {mode: {**by, name: by[f"DDPG[{imp}]"]} for mode, by in paths.items()}
             names = {f"DDPG[{cfg.sim.impact}]": "Final RL", "DDPG[static]": "RL Baseline", "Long-Only": "Long-Only",
-                     "IL Baseline": "IL Baseline"}
+                     "IL Baseline": "IL Baseline", **{name: name for name in picked}}
             runs.append(r[r["strategy"].isin(names)].assign(strategy=lambda d: d["strategy"].map(names)))
             a = r[r["strategy"].isin([f"DDPG[{imp}]" for imp in ablation])]
             abl.append(a.assign(strategy=a["strategy"].str.slice(5, -1)).rename(columns={"strategy": "train_impact"}))
