@@ -19,10 +19,10 @@ from .agents import ILArtifacts, fit_il_ensemble, il_digest, load_il, make_il_da
 from .core import (Config, Impact, IMPACTS, check_impact, get_config, get_logger, load_matching,
                            out_dir as run_out_dir)
 from .data import bar_minutes, default_bars
-from .ddpg import (Actor, CheckpointMismatch, FinalRL, ILBaseline, LongOnly, RLBaseline, prev_checkpoint_path,
-                           rl_run_key, train_ddpg, train_population)
+from .ddpg import (Actor, CheckpointMismatch, FinalRL, ILBaseline, LongOnly, RLBaseline, action_rule,
+                           load_snapshots, prev_checkpoint_path, rl_run_key, train_ddpg, train_population)
 from .evaluation import (BacktestSet, load_backtest_set, make_backtest_set, run_evaluation, run_metrics,
-                                 simulate_backtests)
+                                 select_checkpoint, simulate_backtests)
 from .features import FEATURES, compute_features
 from .market import MarketEnv, MarketSim, MarketVecEnv, make_market_data, make_sim
 from .segments import make_segments
@@ -58,6 +58,7 @@ class Pipeline:
         self.bars = default_bars(cfg) if bars is None else bars
         self.cache = Path(cache) if cache is not None else run_out_dir(cfg) / "artifacts"
         self.log = get_logger("ilmarket.pipeline")
+        self._selected: dict[tuple[Impact, int], tuple[Actor, pd.DataFrame]] = {}  # `select_rl`, once per agent
 
     @classmethod
     def from_profile(cls, profile: str = "quick",  # "quick" or "full"
@@ -209,9 +210,54 @@ class Pipeline:
                               run_key=self._rl_key(mode, population=False))
 
     def policies(self, seed: int | None = None, progress: bool = True) -> dict[str, Any]:
-        "The paper's four strategies (Final RL, RL Baseline, IL Baseline, Long-Only) at one seed."
-        return {"Final RL": FinalRL(self.rl(None, seed, progress)[0]), "RL Baseline": RLBaseline(self.rl("static", seed, progress)[0]),
+        "The paper's four strategies (Final RL, RL Baseline, IL Baseline, Long-Only) at one seed, RL through its rule."
+        rule = action_rule(self.cfg.ddpg)
+        return {"Final RL": FinalRL(self.rl(None, seed, progress)[0], rule),
+                "RL Baseline": RLBaseline(self.rl("static", seed, progress)[0], rule),
                 "IL Baseline": ILBaseline(self.il.baseline), "Long-Only": LongOnly()}
+
+    # ---- checkpoint selection
+    @cached_property
+    def spares(self) -> BacktestSet | None:
+        "The spare segments (no IL, hold-out or backtest role) as a backtest set; None when the bars cover none."
+        if not (self.segments["role"] == "spare").any(): return None
+        return load_backtest_set(self.cfg, self.bars, self.segments, self.il.scaler, feats=self.feats, role="spare")
+
+    def select_rl(self, impact: Impact | None = None,  # where the agent trains
+                  seed: int | None = None,  # None → cfg.seed
+                 ) -> tuple[Actor, pd.DataFrame]:
+        "An agent's actor at its checkpoint of best net Sharpe on the spare segments, and every snapshot's scores."
+        mode, seed = self.impact(impact), self.cfg.seed if seed is None else int(seed)
+        if (mode, seed) in self._selected: return self._selected[(mode, seed)]
+        last, hist = self.rl(mode, seed, progress=False)
+        path, ev = self._rl_cached(mode, seed), self.cfg.eval
+        snaps = load_snapshots(path) if path is not None and path.exists() else {}
+        last_step = int(hist["step"].iloc[-1]) if len(hist) else 0
+        if snaps and self.spares is not None:
+            table = select_checkpoint(snaps, self.spares, ev.initial_cash, ev.fee, action_rule(self.cfg.ddpg))
+            step = int(table.loc[table["selected"], "step"].iloc[0])
+            actor, why = snaps[step], "net Sharpe on the spare segments"
+            self.log.info(f"DDPG[{mode}] seed {seed}: checkpoint {step} of {sorted(snaps)} selected ({why})")
+        else:
+            why = "last: the agent file has no snapshots" if not snaps else "last: the bars cover no spare segment"
+            table = pd.DataFrame({"step": [last_step], "n_segments": [0], "selected": [True]})
+            actor = last
+            self.log.info(f"DDPG[{mode}] seed {seed}: selected = last checkpoint, step {last_step} ({why[6:]})")
+        table = table.assign(impact=mode, seed=seed, last_step=last_step, selected_by=why)
+        cols = ["impact", "seed", "step", "last_step", "selected", "selected_by"]
+        self._selected[(mode, seed)] = actor, table[cols + [c for c in table.columns if c not in cols]]
+        return self._selected[(mode, seed)]
+
+    def selection_agents(self) -> list[tuple[Impact, int]]:
+        "The agents whose checkpoint is selected: Final RL's (the config's impact) and the RL baseline's, every seed."
+        return [(imp, self.cfg.seed + k) for k in range(self.cfg.eval.n_seeds) for imp in (self.impact(), "static")]
+
+    def select_agents(self, agents: Sequence[tuple[Impact | None, int]] | None = None,  # None → `selection_agents()`
+                     ) -> tuple[dict[tuple[Impact, int], Actor], pd.DataFrame]:
+        "`select_rl` of several agents: the selected actors, and one table of all candidates (`selected` marks them)."
+        pairs = list(dict.fromkeys((self.impact(i), int(s)) for i, s in (agents or self.selection_agents())))
+        picked = {pair: self.select_rl(*pair) for pair in pairs}
+        return {k: a for k, (a, _) in picked.items()}, pd.concat([t for _, t in picked.values()], ignore_index=True)
 
     # ---- evaluation
     @cached_property
@@ -222,9 +268,11 @@ class Pipeline:
     def evaluate(self, ablation: Sequence[Impact] = ABLATION,  # training impacts compared
                  stress: float = 100.0,  # capital multiple of the extra impact-aware evaluation
                 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-        "Chapter 09's evaluation: every strategy on every backtest, both evaluation modes, `eval.n_seeds` seeds."
+        "Chapter 09's evaluation: every strategy on every backtest, all modes and seeds, last and selected agents."
         actors = {pair: actor for pair, (actor, _) in self.agents(self.eval_agents(ablation), progress=False).items()}
-        return run_evaluation(self.cfg, self.backtests, actors, self.il, ablation=tuple(ablation), stress=stress)
+        chosen, _ = self.select_agents()  # on the spare segments, before any backtest runs
+        return run_evaluation(self.cfg, self.backtests, actors, self.il, ablation=tuple(ablation), stress=stress,
+                              selected=chosen)
 
     def backtest(self, strategy: Any,  # a policy with `act(obs)`, a name of `policies()`, or a function (see `backtest`)
                  bars: pd.DataFrame | None = None,  # None → this run's bars
@@ -288,9 +336,8 @@ def backtest(strategy: Any,  # a policy with `act(obs)` or a function `f(bar, ac
     frame = pd.DataFrame({"close": bars["close"].to_numpy(np.float64), **{k: path[k][0, :T] for k in ("px", "act", "cash", "shares", "value", "traded")}},
                          index=bars.index)
     frame["fee"] = frame["traded"] * fee
-    m = run_metrics({k: v for k, v in path.items()}, bt, capital).iloc[0].drop("seg_id")
+    m = run_metrics({k: v for k, v in path.items()}, bt, capital, fee).iloc[0].drop("seg_id")  # fee_paid, gross_return
     m["fees"] = float(frame["fee"].sum())
-    m["gross_return"] = (float(frame["value"].iloc[-1]) + m["fees"]) / capital - 1.0
     m.name = getattr(strategy, "name", "strategy")
     return frame, m
 
