@@ -17,15 +17,16 @@ import torch
 from torch import Tensor
 
 from .core import Config, get_config
-from .ddpg import ActorPolicy, Policy, ToyMarket, train_ddpg, train_population
+from .ddpg import (ActionRule, ActorPolicy, Policy, RelativeReward, RuleEnv, RulePolicy, ToyMarket, train_ddpg,
+                           train_population)
 from .portfolio import apply_fractions
 
 # %% auto #0
 __all__ = ['TASKS', 'EVAL_SEED', 'EVAL_EPISODES', 'WITHIN', 'OPTIONS', 'KnownMarket', 'Task', 'make_known_market',
            'regime_growth', 'buy_pays', 'compute_optimum', 'OptimalPolicy', 'ConstantPolicy', 'evaluate_policy',
-           'score_policy', 'break_even_drift', 'gamma_for_holding', 'ActionRule', 'RuleEnv', 'RulePolicy',
-           'RelativeReward', 'Option', 'make_train_env', 'known_optimum_config', 'run_known_optimum',
-           'run_known_optimum_population', 'summarize_known_optima', 'plot_known_optima', 'optima_report']
+           'score_policy', 'break_even_drift', 'gamma_for_holding', 'Option', 'make_train_env', 'known_optimum_config',
+           'run_known_optimum', 'run_known_optimum_population', 'summarize_known_optima', 'plot_known_optima',
+           'optima_report']
 
 # %% ../nbs/08a_known_optima.ipynb #902ba3cd
 def _fresh_state(env: KnownMarket, n: int) -> dict[str, Tensor]:
@@ -240,78 +241,6 @@ def gamma_for_holding(bars: float,  # H, the intended holding period in bars
     "The discount whose mean horizon 1 / (1 - gamma) is H bars."
     if not bars > 1: raise ValueError(f"the holding period must exceed one bar, got {bars!r}")
     return 1.0 - 1.0 / bars
-
-# %% ../nbs/08a_known_optima.ipynb #972a67c4
-@dataclass(frozen=True)
-class ActionRule:
-    "Output → order: `paper` as is, `band` zeroes |a| < tau, `discrete` maps to {-1, 0, +1} by thresholds ±tau."
-    kind: Literal["paper", "band", "discrete"] = "paper"
-    tau: float = 0.0  # the band's half-width, or the discrete thresholds
-
-    def __post_init__(self):
-        if self.kind not in ("paper", "band", "discrete"): raise ValueError(f"unknown action rule {self.kind!r}")
-        if not 0 <= self.tau < 1 or (self.kind == "paper") != (self.tau == 0):
-            raise ValueError(f"tau must be in (0, 1) for a band or discrete rule and 0 for paper, got {self.tau!r}")
-
-    def __call__(self, act: Tensor,  # (N,) in [-1, 1]
-                ) -> Tensor:  # (N,) the orders
-        if self.kind == "paper": return act
-        small = act.abs() < self.tau
-        return torch.where(small, torch.zeros_like(act), act if self.kind == "band" else act.sign())
-
-    @property
-    def label(self) -> str:
-        return self.kind if self.kind == "paper" else f"{self.kind}({self.tau:.4g})"
-
-# %% ../nbs/08a_known_optima.ipynb #5b384ce3
-class RuleEnv:
-    "An env whose orders pass through an `ActionRule` (the replay memory keeps the actor's raw action)."
-    def __init__(self, env: KnownMarket, rule: ActionRule):
-        self.env, self.rule = env, rule
-        self.n_envs, self.horizon, self.capital = env.n_envs, env.horizon, env.capital
-
-    @property
-    def fingerprint(self) -> str: return f"{self.env.fingerprint} | {self.rule.label}"
-    def reset(self, seed: int | None = None) -> Tensor: return self.env.reset(seed)
-    def step(self, act: Tensor) -> tuple[Tensor, Tensor, Tensor, dict[str, Tensor]]:
-        return self.env.step(self.rule(act))
-    def get_state(self) -> dict[str, Tensor]: return self.env.get_state()
-    def set_state(self, state: dict[str, Tensor]) -> None: self.env.set_state(state)
-
-class RulePolicy:
-    "A policy whose actions pass through an `ActionRule`, as its training env's did."
-    def __init__(self, policy: Policy, rule: ActionRule):
-        self.policy, self.rule = policy, rule
-        self.name = policy.name if rule.kind == "paper" else f"{policy.name} [{rule.label}]"
-
-    def act(self, obs: Tensor) -> Tensor: return self.rule(self.policy.act(obs))
-
-# %% ../nbs/08a_known_optima.ipynb #af3e1334
-class RelativeReward:
-    "An env whose reward is the per-bar value change ratio V_t / V_{t-1} - 1 (V_0 = C0 in every episode)."
-    def __init__(self, env: KnownMarket | RuleEnv):
-        self.env = env
-        self.n_envs, self.horizon, self.capital = env.n_envs, env.horizon, env.capital
-        self.prev = torch.full((self.n_envs,), self.capital, dtype=torch.float64)
-
-    @property
-    def fingerprint(self) -> str: return f"{self.env.fingerprint} | dV/V"
-
-    def reset(self, seed: int | None = None) -> Tensor:
-        self.prev = torch.full((self.n_envs,), self.capital, dtype=torch.float64)
-        return self.env.reset(seed)
-
-    def step(self, act: Tensor) -> tuple[Tensor, Tensor, Tensor, dict[str, Tensor]]:
-        obs, _, done, info = self.env.step(act)
-        rew = (info["value"] / self.prev - 1.0).float()
-        self.prev = torch.where(done, self.capital, info["value"])  # a restarted episode starts from C0
-        return obs, rew, done, info
-
-    def get_state(self) -> dict[str, Tensor]: return {**self.env.get_state(), "prev_value": self.prev.clone()}
-
-    def set_state(self, state: dict[str, Tensor]) -> None:
-        self.prev = state["prev_value"].clone()
-        self.env.set_state({k: v for k, v in state.items() if k != "prev_value"})
 
 # %% ../nbs/08a_known_optima.ipynb #98fbc42f
 @dataclass(frozen=True)
