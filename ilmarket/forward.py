@@ -19,15 +19,15 @@ from .agents import ILArtifacts, load_il, save_il
 from .core import (Config, Impact, atomic_write, get_config, get_logger, load_torch, save_fig, save_table,
                            save_torch, sha256_file)
 from .data import bars_fingerprint
-from .ddpg import Actor, FinalRL, ILBaseline, LongOnly, RLBaseline
+from .ddpg import Actor, FinalRL, ILBaseline, LongOnly, RLBaseline, action_rule
 from .evaluation import evaluate_policies, load_backtest_set
 from .pipeline import Pipeline
 from .segments import covered_mask, resolve_extrema, segment_table
 from .synthesis import SynthArtifacts, load_synthesis, save_synthesis
 
 # %% auto #0
-__all__ = ['ACTOR_FORMAT', 'ROLES_OF_IMPACT', 'save_actor', 'load_actor_file', 'save_models', 'Models', 'load_models',
-           'forward_segments', 'DoNothing', 'forward_test', 'plot_forward', 'write_forward']
+__all__ = ['ACTOR_FORMAT', 'ROLES_OF_IMPACT', 'save_actor', 'load_actor_file', 'save_models', 'Models', 'config_from_dict',
+           'load_models', 'forward_segments', 'DoNothing', 'forward_test', 'plot_forward', 'write_forward']
 
 # %% ../nbs/10a_forward.ipynb #38712f41
 ACTOR_FORMAT = "ilmarket.actor/1"
@@ -80,6 +80,11 @@ class Models:
     actors: dict[tuple[str, int], Actor]
     meta: dict
 
+def config_from_dict(c: dict) -> Config:
+    "The config `Config.to_dict` wrote, options included (an agent's action rule and reward travel with its weights)."
+    return get_config(c["profile"], seed=int(c["seed"]),
+                      settings={f"{sec}.{k}": v for sec, d in c.items() if isinstance(d, dict) for k, v in d.items()})
+
 def load_models(folder: str | Path) -> Models:
     "The models `save_models` wrote to `folder`, every file checked against `models.json`."
     folder = Path(folder)
@@ -91,9 +96,7 @@ def load_models(folder: str | Path) -> Models:
         f = folder / name
         if not f.exists(): raise FileNotFoundError(f"{folder}: {name} is listed in models.json but missing")
         if sha256_file(f) != digest: raise ValueError(f"{f}: its sha256 differs from the one models.json recorded")
-    c = meta["config"]
-    cfg = get_config(c["profile"], seed=int(c["seed"]), settings={f"{sec}.{k}": v for sec, d in c.items() if isinstance(d, dict)
-                                                                  for k, v in d.items()})
+    cfg = config_from_dict(meta["config"])
     actors = {}
     for name in meta["files"]:
         if name.startswith("actor-"):
@@ -139,9 +142,10 @@ def forward_test(models: Models,  # from `load_models`
     have = sorted({s for _, s in models.actors})
     seeds = have if seeds is None else [int(s) for s in seeds]
     settings = (("static", None, 1.0), ("impact", cfg.sim.sqrt_y, 1.0))
+    rule = action_rule(cfg.ddpg)  # the agents act through the rule they trained with (paper mode: as they are)
     rows = []
     for s in seeds:
-        pols = {ROLES_OF_IMPACT[i]: (FinalRL if i == "synthesis" else RLBaseline)(models.actors[(i, s)])
+        pols = {ROLES_OF_IMPACT[i]: (FinalRL if i == "synthesis" else RLBaseline)(models.actors[(i, s)], rule)
                 for i in ROLES_OF_IMPACT if (i, s) in models.actors}
         if s == seeds[0]: pols.update({"IL Baseline": ILBaseline(models.il.baseline), "Long-Only": LongOnly(),
                                        "Do-Nothing": DoNothing()})
