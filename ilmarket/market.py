@@ -486,6 +486,7 @@ class FeatureStreamLike(Protocol):
 def stacked_mlp(ensemble: nn.Module,  # an ensemble with stacked `weights` (M, in, out) and `biases` (M, 1, out)
                ) -> Callable[[torch.Tensor], torch.Tensor] | None:
     "The ensemble's forward from its stacked weights (ReLU hidden layers, tanh output), no module overhead; or None."
+    if getattr(ensemble, "action", "tanh") != "tanh": return None  # rounded or class orders: the module itself
     ws, bs = getattr(ensemble, "weights", None), getattr(ensemble, "biases", None)
     if ws is None or bs is None or len(ws) < 2 or len(ws) != len(bs): return None
     w = [p.detach() for p in ws]
