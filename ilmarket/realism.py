@@ -388,18 +388,22 @@ def tuning_windows(bars: pd.DataFrame,  # the run's bars
                    segs: pd.DataFrame,  # `make_segments`: role, start_ts, end_ts
                    before: pd.Timestamp,  # the first held-out bar: every tuning bar lies before it
                    n: int = 3,  # windows
+                   min_sessions: int = 5,  # sessions a window needs at least
                   ) -> list[pd.DataFrame]:
-    "The backtest segments' bars before `before`, cut into n consecutive windows of whole sessions."
+    "The backtest segments' bars before `before` (else all bars before it), cut into n windows of whole sessions."
     bt = segs[segs["role"] == "backtest"]
     inside = np.zeros(len(bars), bool)
     for s, e in zip(bt["start_ts"], bt["end_ts"]): inside |= (bars.index >= s) & (bars.index < e)
-    b = bars[inside & (bars.index < before)]
-    days = b.index.tz_convert("America/New_York").normalize() if b.index.tz is not None else b.index.normalize()
+    day = lambda x: x.index.tz_convert("America/New_York").normalize() if x.index.tz is not None else x.index.normalize()
+    b, why = bars[inside & (bars.index < before)], "backtest segments before the held-out bars"
+    if len(np.unique(day(b))) < n * min_sessions:  # bars whose backtests all lie in the held-out span
+        b, why = bars[bars.index < before], "all bars before the held-out ones (too few backtest sessions before them)"
+    days = day(b)
     parts = np.array_split(np.unique(days), n)
-    if len(b) == 0 or min(len(p) for p in parts) == 0:
-        raise ValueError(f"no backtest bars before {before} to cut into {n} windows")
+    if len(b) == 0 or min(len(p) for p in parts) < min_sessions:
+        raise ValueError(f"no backtest bars before {before} to cut into {n} windows of {min_sessions}+ sessions")
     out = [b[(days >= p[0]) & (days <= p[-1])].copy() for p in parts]
-    for w in out: w.attrs = dict(bars.attrs)
+    for w in out: w.attrs = dict(bars.attrs, tuning_bars=why)
     return out
 
 def flow_point(point: dict[str, Any],  # one grid point: FlowConfig fields, `garch` as (α, β)
