@@ -117,14 +117,8 @@ class KnownMarket:
         self._state = {k: restart(k, v) for k, v in self._state.items()}
         return _observe(self), rew, done, info
 
-    def get_state(self) -> dict[str, Tensor]:
-        "Everything that determines the future: the state tensors and the generator."
-        return {**{k: v.clone() for k, v in self._state.items()}, "rng": self.rng.get_state()}
-
-    def set_state(self, state: dict[str, Tensor]) -> None:
-        "Restore a `get_state()` snapshot."
-        self.rng.set_state(state["rng"])
-        self._state = {k: v.clone() for k, v in state.items() if k != "rng"}
+    # the state is ToyMarket's kind (tensors in `_state`, the generator `rng`): its snapshot and restore as they are
+    get_state, set_state = ToyMarket.get_state, ToyMarket.set_state
 
 # %% ../nbs/08a_known_optima.ipynb #fa35e192
 @dataclass(frozen=True)

@@ -1,6 +1,8 @@
 """The IL options (ilmarket.agents): orders on {-1, 0, +1} (rounded tanh or a 3-class head), the labelled validation
 split, their model keys, determinism, the file format, and the simulator taking the ensemble's own output."""
 import dataclasses
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +17,9 @@ from ilmarket.features import MinMaxScaler
 from ilmarket.market import MarketSim, make_market_data, stacked_mlp
 from ilmarket.testing import IdScaler, ToyStream, ToySynth, toy_bars, toy_config, toy_residuals
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_agents import _same, _toy  # noqa: E402  the IL tests' toy labels and weight comparison
+
 MODEL_SECTIONS = ("features", "segments", "labels", "il")  # what the IL model key (`il_digest`) is made from
 OPTION = {"il.action": "round", "il.val_split": "labelled", "features.relative": True}
 
@@ -26,17 +31,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
-
-
-def _toy(n, seed, F=10):
-    r = np.random.default_rng(seed)
-    X = r.random((n, F)).astype(np.float32)
-    y = np.where(X[:, 0] > 0.6, 1, np.where(X[:, 0] < 0.4, -1, 0)).astype(np.float32)
-    return X, y
-
-
-def _same(m1, m2):
-    return all(torch.equal(a, b) for a, b in zip(m1.state_dict().values(), m2.state_dict().values()))
 
 
 def _spread(agent: ILAgent, scale: float = 40.0) -> ILAgent:
