@@ -9,7 +9,7 @@ import copy
 import math
 import os
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Literal, Protocol, runtime_checkable
 
@@ -1125,9 +1125,12 @@ class LongOnly:
 
 # %% ../nbs/08_ddpg.ipynb #95a872d2
 def rl_run_key(cfg: Config, il: Any, synth: Any | None) -> str:
-    "Identity of what an RL agent's environment is built from: IL and synthesis digests, sim and feature config."
+    "Identity of what an RL agent's environment is built from: IL and synthesis digests, sim, feature and data config."
+    # the bars themselves are in the IL digest (their fingerprint); where the file lay is not part of an agent's identity
+    data = replace(cfg, data=replace(cfg.data, data_path=None))
     return "|".join([getattr(il, "digest", ""), getattr(synth, "digest", "") if synth is not None else "static",
-                     cfg.digest("sim", "features", "data")])
+                     data.digest("sim", "features", "data")])
+
 
 # %% ../nbs/08_ddpg.ipynb #08027458
 def robust_limits(values: np.ndarray,  # any shape; NaN and inf are ignored
