@@ -21,54 +21,62 @@ from .core import (Config, Impact, atomic_write, get_config, get_logger, load_to
 from .data import bars_fingerprint
 from .ddpg import Actor, FinalRL, ILBaseline, LongOnly, RLBaseline, action_rule
 from .evaluation import evaluate_policies, load_backtest_set
-from .pipeline import Pipeline
+from .pipeline import ACTOR_FORMAT, AgentRecord, Pipeline, load_actor_file, save_actor
 from .segments import covered_mask, resolve_extrema, segment_table
 from .synthesis import SynthArtifacts, load_synthesis, save_synthesis
 
 # %% auto #0
-__all__ = ['ACTOR_FORMAT', 'ROLES_OF_IMPACT', 'save_actor', 'load_actor_file', 'save_models', 'Models', 'config_from_dict',
-           'load_models', 'forward_segments', 'DoNothing', 'forward_test', 'plot_forward', 'write_forward']
+__all__ = ['ROLES_OF_IMPACT', 'save_models', 'Models', 'config_from_dict', 'load_models', 'forward_segments', 'DoNothing',
+           'forward_test', 'plot_forward', 'write_forward']
 
 # %% ../nbs/10a_forward.ipynb #38712f41
-ACTOR_FORMAT = "ilmarket.actor/1"
 ROLES_OF_IMPACT = {"synthesis": "Final RL", "static": "RL Baseline"}  # which trained actor plays which strategy
 
-def save_actor(actor: Actor, path: str | Path, impact: Impact, seed: int) -> Path:
-    "Write one actor's weights and shapes (weights only, atomically, with its sha256 sidecar)."
-    lin = [m for m in actor.net if isinstance(m, torch.nn.Linear)]
-    return save_torch({"format": ACTOR_FORMAT, "obs_dim": lin[0].in_features,
-                       "hidden": [m.out_features for m in lin[:-1]], "impact": impact, "seed": int(seed),
-                       "state": actor.state_dict()}, path)
+def _kept_actors(pipe: Pipeline, folder: Path, writing: set[str]) -> list[Path]:
+    "The actor files `folder` already lists that hold agents of this run (the store's run key) and are not rewritten."
+    mpath = folder / "models.json"
+    if not mpath.exists(): return []
+    listed = json.loads(mpath.read_text(encoding="utf-8")).get("files", {})
+    kept, reader = [], Pipeline(pipe.cfg, pipe.bars, cache=pipe.cache, store=folder)
+    for name in sorted(listed):
+        if not name.startswith("actor-") or name in writing or not (folder / name).exists(): continue
+        try:
+            rec = load_actor_file(folder / name)
+        except ValueError:
+            continue  # damaged: dropped from the list
+        if reader.stored(rec.impact, rec.seed) is not None:
+            kept.append(folder / name)
+    return kept
 
-def load_actor_file(path: str | Path) -> tuple[Actor, dict]:
-    "An actor written by `save_actor` and its (impact, seed) record."
-    d = load_torch(path)
-    if not isinstance(d, dict) or d.get("format") != ACTOR_FORMAT:
-        raise ValueError(f"{path}: not an actor file of format {ACTOR_FORMAT}")
-    actor = Actor(int(d["obs_dim"]), tuple(int(h) for h in d["hidden"]))
-    actor.load_state_dict(d["state"])
-    return actor.eval(), {"impact": d["impact"], "seed": int(d["seed"])}
-
-def save_models(pipe: Pipeline,  # a run whose agents are trained (or cached)
+def save_models(pipe: Pipeline,  # a run whose agents are trained (or cached, or stored)
                 folder: str | Path,  # where the models go, e.g. reports/full/models
                 seeds: Sequence[int] | None = None,  # None → the evaluation's seeds
-                impacts: Sequence[Impact] = ("synthesis", "static"),  # the actors to export
+                impacts: Sequence[Impact] | None = None,  # the training impacts to export; None → the evaluation's
                ) -> Path:
-    "Write the run's IL ensemble, synthesis net and actors to `folder`, with `models.json`; return its path."
+    "Write the run's IL ensemble, synthesis net and agents to `folder`, keeping its other agents of this run; `models.json`."
     folder = Path(folder)
     cfg = pipe.cfg
     seeds = [cfg.seed + k for k in range(cfg.eval.n_seeds)] if seeds is None else [int(s) for s in seeds]
+    impacts = list(dict.fromkeys(i for i, _ in pipe.eval_agents())) if impacts is None else list(impacts)
+    names = {f"actor-{i}-seed{s}.pt" for i in impacts for s in seeds}
+    kept = _kept_actors(pipe, folder, names)
     files = [save_il(pipe.il, folder / "il.pt"), save_synthesis(pipe.synthesis, cfg.synthesis, folder / "synthesis.pt")]
     for imp in impacts:
         for s in seeds:
-            files.append(save_actor(pipe.rl(imp, s, progress=False)[0], folder / f"actor-{imp}-seed{s}.pt", imp, s))
+            r = pipe.agent_record(imp, s)
+            files.append(save_actor(r.actor, folder / f"actor-{imp}-seed{s}.pt", imp, s, r.key, r.history, r.snapshots))
+    files += kept
+    agents = sorted({tuple(f.stem.removeprefix("actor-").rsplit("-seed", 1)) for f in files if f.name.startswith("actor-")},
+                    key=lambda a: (a[0], int(a[1])))
     b = pipe.bars
     meta = {"format": "ilmarket.models/1", "config": replace(cfg, out_dir=None, data=replace(cfg.data, data_path=None)).to_dict(),
-            "seeds": seeds, "impacts": list(impacts),
+            "agents": [[i, int(s)] for i, s in agents],
+            "seeds": sorted({int(s) for _, s in agents}), "impacts": sorted({i for i, _ in agents}),
             "trained_on": {"source": str(b.attrs.get("source")), "freq": str(b.attrs.get("freq")), "first": f"{b.index[0]}",
                            "last": f"{b.index[-1]}", "bars": len(b), "fingerprint": bars_fingerprint(b)},
             "files": {f.name: sha256_file(f) for f in files}}
     return atomic_write(folder / "models.json", json.dumps(meta, indent=1, sort_keys=True) + "\n")
+
 
 # %% ../nbs/10a_forward.ipynb #4423fb61
 @dataclass
@@ -100,8 +108,8 @@ def load_models(folder: str | Path) -> Models:
     actors = {}
     for name in meta["files"]:
         if name.startswith("actor-"):
-            actor, rec = load_actor_file(folder / name)
-            actors[(rec["impact"], rec["seed"])] = actor
+            rec = load_actor_file(folder / name)
+            actors[(rec.impact, rec.seed)] = rec.actor
     return Models(cfg, load_il(folder / "il.pt"), load_synthesis(folder / "synthesis.pt"), actors, meta)
 
 # %% ../nbs/10a_forward.ipynb #77d156cf

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -17,9 +17,10 @@ import torch
 
 from .agents import ILArtifacts, fit_il_ensemble, il_digest, load_il, make_il_data, save_il
 from .core import (Config, Impact, IMPACTS, check_impact, get_config, get_logger, load_matching,
+                           load_torch, save_torch,
                            out_dir as run_out_dir)
 from .data import bar_minutes, default_bars
-from .ddpg import (Actor, CheckpointMismatch, FinalRL, ILBaseline, LongOnly, RLBaseline, action_rule,
+from .ddpg import (HISTORY_COLUMNS, Actor, CheckpointMismatch, FinalRL, ILBaseline, LongOnly, RLBaseline, action_rule,
                            load_snapshots, prev_checkpoint_path, rl_run_key, train_ddpg, train_population)
 from .evaluation import (BacktestSet, load_backtest_set, make_backtest_set, run_evaluation, run_metrics,
                                  select_checkpoint, simulate_backtests)
@@ -30,7 +31,8 @@ from .synthesis import (SynthArtifacts, evaluate_synthesis, fit_synthesis, load_
                                 make_synth_data, save_synthesis, synthesis_digest)
 
 # %% auto #0
-__all__ = ['ABLATION', 'cache_file', 'Pipeline', 'FunctionPolicy', 'backtest', 'make_env', 'make_vec_env']
+__all__ = ['ACTOR_FORMAT', 'ABLATION', 'cache_file', 'AgentRecord', 'save_actor', 'load_actor_file', 'Pipeline', 'FunctionPolicy',
+           'backtest', 'make_env', 'make_vec_env']
 
 # %% ../nbs/10_pipeline.ipynb #cff5c0db
 def cache_file(folder: str | Path,  # the run's artifacts folder
@@ -39,6 +41,60 @@ def cache_file(folder: str | Path,  # the run's artifacts folder
               ) -> Path:
     "`<folder>/<kind>-<16 hex of sha256(digest)>.pt`."
     return Path(folder) / f"{kind}-{hashlib.sha256(digest.encode()).hexdigest()[:16]}.pt"
+
+# %% ../nbs/10_pipeline.ipynb #95411b47
+ACTOR_FORMAT = "ilmarket.actor/1"
+
+@dataclass
+class AgentRecord:
+    "A trained agent as a file keeps it: its last actor and, when saved with them, its identity, history and snapshots."
+    actor: Actor  # the last checkpoint's actor, in eval mode
+    impact: Impact  # where it trained
+    seed: int
+    key: str | None = None  # its run key (`Pipeline.agent_key`); None in a file that did not record it
+    history: pd.DataFrame | None = None  # chapter 08's training history, one row per log step
+    snapshots: dict[int, Actor] = field(default_factory=dict)  # step → actor, the checkpoint selection's candidates
+
+def _actor_shape(actor: Actor) -> dict[str, Any]:
+    lin = [m for m in actor.net if isinstance(m, torch.nn.Linear)]
+    return {"obs_dim": lin[0].in_features, "hidden": [m.out_features for m in lin[:-1]]}
+
+def save_actor(actor: Actor,  # the agent's last actor
+               path: str | Path,  # e.g. <folder>/actor-synthesis-seed0.pt
+               impact: Impact, seed: int,
+               key: str | None = None,  # the agent's run key: a pipeline takes the file as its agent only when it matches
+               history: pd.DataFrame | None = None,  # its training history
+               snapshots: Mapping[int, Actor] | None = None,  # its actor at every checkpoint
+              ) -> Path:
+    "Write one trained agent's weights and shapes (no replay memory, no optimiser state), atomically with its sha256."
+    rec: dict[str, Any] = {"format": ACTOR_FORMAT, **_actor_shape(actor), "impact": impact, "seed": int(seed),
+                           "state": actor.state_dict()}
+    if key is not None: rec["key"] = str(key)
+    if history is not None:
+        rec["history"] = {c: [float(v) for v in history[c]] for c in HISTORY_COLUMNS}
+    if snapshots:
+        steps = sorted(int(s) for s in snapshots)
+        rec["snapshots"] = {"step": steps, "actor": [snapshots[s].state_dict() for s in steps]}
+    return save_torch(rec, path)
+
+def load_actor_file(path: str | Path,  # a file written by `save_actor`
+                   ) -> AgentRecord:
+    "The agent `save_actor` wrote, read with `weights_only=True` after its sha256 is checked."
+    d = load_torch(path)
+    if not isinstance(d, dict) or d.get("format") != ACTOR_FORMAT:
+        raise ValueError(f"{path}: not an actor file of format {ACTOR_FORMAT}")
+    shape = int(d["obs_dim"]), tuple(int(h) for h in d["hidden"])
+    def actor(state: dict) -> Actor:
+        a = Actor(*shape)
+        a.load_state_dict(state)
+        return a.eval()
+    hist = d.get("history")
+    snaps = d.get("snapshots") or {"step": [], "actor": []}
+    return AgentRecord(actor(d["state"]), d["impact"], int(d["seed"]), d.get("key"),
+                       None if hist is None else pd.DataFrame(hist, columns=HISTORY_COLUMNS).astype(
+                           {c: "int64" for c in ("step", "updates", "episodes")}),
+                       {int(s): actor(st) for s, st in zip(snaps["step"], snaps["actor"])})
+
 
 # %% ../nbs/10_pipeline.ipynb #c3e0b879
 ABLATION: tuple[Impact, ...] = ("synthesis", "sqrt", "static")  # the training impacts chapter 09 compares
@@ -53,10 +109,13 @@ class Pipeline:
                  cfg: Config,  # the run's config (`get_config`)
                  bars: pd.DataFrame | None = None,  # the bars; None → resolved from cfg.data.data_path, $ILMARKET_DATA, data/raw/, else synthetic
                  cache: str | Path | None = None,  # folder of the model files; None → `<out_dir>/artifacts`
+                 store: str | Path | None = None,  # folder of exported models (`save_models`); None → `<out_dir>/models`
                 ):
         self.cfg = cfg
         self.bars = default_bars(cfg) if bars is None else bars
         self.cache = Path(cache) if cache is not None else run_out_dir(cfg) / "artifacts"
+        self.store = Path(store) if store is not None else run_out_dir(cfg) / "models"
+        self._stored: dict[tuple[Impact, int], AgentRecord | None] = {}  # `stored`, once per agent
         self.log = get_logger("ilmarket.pipeline")
         self._selected: dict[tuple[Impact, int], tuple[Actor, pd.DataFrame]] = {}  # `select_rl`, once per agent
 
@@ -93,7 +152,7 @@ class Pipeline:
         "The IL ensemble and the IL baseline (chapter 05), loaded when a matching intact file exists."
         digest = il_digest(self.cfg, self.bars, self.segments)
         path = cache_file(self.cache, "il", digest)
-        art = load_matching(path, digest, load_il, "IL ensemble")
+        art = load_matching(path, digest, load_il, "IL ensemble") or load_matching(self.store / "il.pt", digest, load_il, "IL ensemble")
         if art is None:
             data = make_il_data(self.bars, self.cfg, feats=self.feats, segs=self.segments)
             ens, base, hists = fit_il_ensemble(data, self.cfg)
@@ -106,7 +165,8 @@ class Pipeline:
         "The action-synthesis net with its residuals and fit table (chapter 06)."
         digest = synthesis_digest(self.cfg, self.il)
         path = cache_file(self.cache, "synthesis", digest)
-        art = load_matching(path, digest, load_synthesis, "synthesis net")
+        art = (load_matching(path, digest, load_synthesis, "synthesis net")
+               or load_matching(self.store / "synthesis.pt", digest, load_synthesis, "synthesis net"))
         if art is None:
             data = make_synth_data(self.bars, self.cfg, self.il, feats=self.feats, segs=self.segments)
             roll = make_rollout_data(self.bars, self.cfg, self.il, data.index) if self.cfg.synthesis.rollout_steps > 0 else None
@@ -158,6 +218,37 @@ class Pipeline:
         member = self.rl_file(mode, seed, population=True)
         return member if member.exists() else None
 
+    def stored(self, impact: Impact | None = None,  # where the agent trains
+               seed: int | None = None,  # None → cfg.seed
+              ) -> AgentRecord | None:
+        "The agent as the store keeps it (`actor-<impact>-seed<s>.pt`), when the file's run key is this run's; else None."
+        mode, seed = self.impact(impact), self.cfg.seed if seed is None else int(seed)
+        if (mode, seed) not in self._stored:
+            f, rec = self.store / f"actor-{mode}-seed{seed}.pt", None
+            if f.exists():
+                try:
+                    rec = load_actor_file(f)
+                except ValueError as e:  # damaged, or not an actor file
+                    self.log.warning(f"{e}; the agent is looked for in the cache")
+            if rec is not None and rec.key not in (self._rl_key(mode, False), self._rl_key(mode, True)):
+                self.log.info(f"{f} holds an agent of another config, data or upstream model: not used")
+                rec = None
+            self._stored[(mode, seed)] = rec
+        return self._stored[(mode, seed)]
+
+    def agent_record(self, impact: Impact | None = None,  # where the agent trains
+                     seed: int | None = None,  # None → cfg.seed
+                    ) -> AgentRecord:
+        "One trained agent as `save_actor` writes it: last actor, run key, history and snapshots (trained if missing)."
+        mode, seed = self.impact(impact), self.cfg.seed if seed is None else int(seed)
+        rec = self.stored(mode, seed)
+        if rec is not None: return rec
+        actor, hist = self.rl(mode, seed, progress=False)
+        path = self._rl_cached(mode, seed)
+        snaps = load_snapshots(path) if path is not None and path.exists() else {}
+        member = path is not None and path != self.rl_file(mode, seed)
+        return AgentRecord(actor, mode, seed, self._rl_key(mode, population=member), hist, snaps)
+
     def eval_agents(self, ablation: Sequence[Impact] = ABLATION,  # training impacts of the ablation
                    ) -> list[tuple[Impact, int]]:
         "Every (training impact, seed) agent the evaluation compares: `eval.n_seeds` seeds of each impact."
@@ -167,7 +258,7 @@ class Pipeline:
     def _train_missing(self, agents: Sequence[tuple[Impact, int]], progress: bool) -> None:
         "Train the agents that no file holds as one population (`train_population`), when there are two or more."
         pairs = dict.fromkeys((self.impact(i), int(s)) for i, s in agents)
-        missing = [(m, s) for m, s in pairs if self._rl_cached(m, s) is None]
+        missing = [(m, s) for m, s in pairs if self.stored(m, s) is None and self._rl_cached(m, s) is None]
         if len(missing) < 2: return  # one agent alone is its solo run, trained by `rl`
         keys = [self._rl_key(m, population=True) for m, _ in missing]
         members = "||".join(f"{m}:{s}:{k}" for (m, s), k in zip(missing, keys))
@@ -196,6 +287,9 @@ class Pipeline:
           ) -> tuple[Actor, pd.DataFrame]:
         "A DDPG actor (chapter 08), loaded from or resumed in its file; missing evaluation agents train together."
         mode, seed = self.impact(impact), self.cfg.seed if seed is None else int(seed)
+        rec = self.stored(mode, seed)
+        if rec is not None:
+            return rec.actor, rec.history if rec.history is not None else pd.DataFrame(columns=HISTORY_COLUMNS)
         if not alone and self._rl_cached(mode, seed) is None and (mode, seed) in self.eval_agents():
             self._train_missing(self.eval_agents(), progress)
         alone_file = self.rl_file(mode, seed)
@@ -230,8 +324,8 @@ class Pipeline:
         mode, seed = self.impact(impact), self.cfg.seed if seed is None else int(seed)
         if (mode, seed) in self._selected: return self._selected[(mode, seed)]
         last, hist = self.rl(mode, seed, progress=False)
-        path, ev = self._rl_cached(mode, seed), self.cfg.eval
-        snaps = load_snapshots(path) if path is not None and path.exists() else {}
+        path, ev, rec = self._rl_cached(mode, seed), self.cfg.eval, self.stored(mode, seed)
+        snaps = rec.snapshots if rec is not None else load_snapshots(path) if path is not None and path.exists() else {}
         last_step = int(hist["step"].iloc[-1]) if len(hist) else 0
         if snaps and self.spares is not None:
             table = select_checkpoint(snaps, self.spares, ev.initial_cash, ev.fee, action_rule(self.cfg.ddpg))

@@ -20,17 +20,18 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, TextIO
 
 from . import __version__
-from .core import (Config, artifact_files, atomic_write, configure_logging, get_config, get_logger, git_state,
+from .core import (Config, Impact, artifact_files, atomic_write, check_impact, configure_logging, get_config, get_logger, git_state,
                            out_dir, parse_setting, project_root, sha256_file, update_manifest, verify_artifacts)
 from .data import load_bars, resolve_data_path
-from .forward import forward_test, load_models, write_forward
+from .forward import forward_test, load_models, save_models, write_forward
+from .pipeline import Pipeline
 from .sweep import SweepError, parse_grid, run_sweep
 
 # %% auto #0
 __all__ = ['EXCLUDED', 'SEGMENT_KEYWORDS', 'MAX_RUNS', 'TIMINGS_HEADING', 'has_parameters', 'pipeline_notebooks',
            'notebook_sha256', 'run_key', 'stage_stamp', 'StageError', 'StageResult', 'failing_line', 'portable_text',
            'execute_papermill', 'run_stages', 'portable_path', 'reproduce', 'with_timings', 'check_out_dir',
-           'run_backtest', 'main']
+           'run_backtest', 'run_train', 'main']
 
 # %% ../nbs/11_reproduce.ipynb #ff1c5345
 EXCLUDED = ("00_core", "11_reproduce")  # the library core and this driver are not pipeline stages
@@ -363,6 +364,22 @@ def _setting(text: str) -> tuple[str, Any]:
     try: return parse_setting(text)
     except ValueError as e: raise argparse.ArgumentTypeError(str(e)) from None
 
+def _seed_list(text: str) -> list[int]:
+    "argparse type of `--seeds`: `A:B` (A, …, B−1) or a comma list of non-negative integers."
+    try:
+        if ":" in text:
+            a, b = (int(v) for v in text.split(":"))
+            vals = list(range(a, b))
+        else: vals = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError: raise argparse.ArgumentTypeError(f"want A:B or a comma list of seeds, got {text!r}") from None
+    if not vals or min(vals) < 0: raise argparse.ArgumentTypeError(f"want one or more non-negative seeds, got {text!r}")
+    return vals
+
+def _impact_list(text: str) -> list[Impact]:
+    "argparse type of `--impacts`: training impacts, comma separated."
+    try: return [check_impact(v.strip(), "--impacts") for v in text.split(",") if v.strip()]
+    except ValueError as e: raise argparse.ArgumentTypeError(str(e)) from None
+
 def check_out_dir(path: str | Path,  # the `--out` folder (need not exist yet)
                  ) -> Path:
     "The absolute output folder, or a `ValueError` when it is a file, lies under a file, or cannot be written."
@@ -407,6 +424,23 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--out", metavar="DIR", default=None, help="output folder (default: reports/backtest-<data file stem>)")
     b.add_argument("-v", "--verbose", action="store_true", help="also print debug messages")
     b.add_argument("-q", "--quiet", action="store_true", help="print warnings and errors only")
+    t = sub.add_parser("train", help="train a run's missing agents as one population and add them to <out>/models",
+                       description="Train the DDPG agents of --seeds × --impacts that neither the run's models folder "
+                       "(<out>/models, its store) nor its cache (<out>/artifacts) holds, together as one population, "
+                       "and export them with the IL ensemble and synthesis net to <out>/models, added to what it "
+                       "lists. A run too long for one sitting is trained in pieces this way and each piece "
+                       "committed; `ilmarket reproduce` then trains only what no piece holds.")
+    t.add_argument("--seeds", type=_seed_list, required=True, help="the agents' seeds: A:B (A … B-1) or a list 0,1,2")
+    t.add_argument("--impacts", type=_impact_list, default=None,
+                   help="training impacts, e.g. synthesis,static (default: the evaluation's: synthesis, static, sqrt)")
+    t.add_argument("--profile", choices=["quick", "full"], default="quick", help="profile (default: quick)")
+    t.add_argument("--data", metavar="PATH", default=None, help="bars file; default: $ILMARKET_DATA, data/raw/, synthetic")
+    t.add_argument("--out", metavar="DIR", default=None, help="the run's folder (default: reports/<profile>)")
+    t.add_argument("--seed", type=_seed, default=0, help="seed of the IL ensemble and synthesis net (default: 0)")
+    t.add_argument("--set", dest="settings", metavar="SECTION.FIELD=VALUE", type=_setting, action="append", default=[],
+                   help="override one config field, as for reproduce (repeatable)")
+    t.add_argument("-v", "--verbose", action="store_true", help="also print debug messages")
+    t.add_argument("-q", "--quiet", action="store_true", help="print warnings and errors only")
     w = sub.add_parser("sweep", help="train and backtest one DDPG agent per point of a config grid, as Ray tasks",
                        description="Train one DDPG agent per point of the grid (every combination of the --grid "
                        "values) in the simulator of the base config's IL ensemble and synthesis net (trained once, "
@@ -448,6 +482,20 @@ def run_backtest(models: str | Path,  # folder of exported models
     runs, summary, segs = forward_test(m, bars)
     return write_forward(runs, summary, segs, m, bars, out)
 
+def run_train(seeds: Sequence[int],  # the agents' seeds
+              impacts: Sequence[Impact] | None = None,  # training impacts; None → the evaluation's
+              profile: str = "quick",  # "quick" or "full"
+              seed: int = 0,  # seed of the IL ensemble and synthesis net
+              data: str | Path | None = None,  # bars file; None → $ILMARKET_DATA, data/raw/, synthetic
+              settings: Mapping[str, Any] | None = None,  # config overrides {"section.field": value}
+              out: str | Path | None = None,  # the run's folder; None → reports/<profile>
+             ) -> Path:
+    "`ilmarket train`: the agents no store or cache holds trained as one population, then exported; models.json's path."
+    pipe = Pipeline.from_profile(profile, seed, data, settings, out)
+    imps = list(dict.fromkeys(i for i, _ in pipe.eval_agents())) if impacts is None else list(impacts)
+    pipe.agents([(i, int(s)) for s in seeds for i in imps])
+    return save_models(pipe, pipe.store, seeds=seeds, impacts=imps)
+
 def main(argv: Sequence[str] | None = None,  # command-line arguments (default: sys.argv[1:])
         ) -> int:
     "The `ilmarket` console command; returns the exit code (0 ok, 1 a stage or a sweep point failed, 2 bad input)."
@@ -458,6 +506,10 @@ def main(argv: Sequence[str] | None = None,  # command-line arguments (default: 
         out = None if args.out is None else check_out_dir(args.out)
         if args.command == "backtest":
             log.info(f"forward test written to {run_backtest(args.models, args.data, out)}")
+            return 0
+        if args.command == "train":
+            path = run_train(args.seeds, args.impacts, args.profile, args.seed, args.data, dict(args.settings), out)
+            log.info(f"agents exported to {path.parent} ({path.name} lists them)")
             return 0
         if args.command == "sweep":
             run_sweep(parse_grid(args.grid), profile=args.profile, seed=args.seed, data=args.data,

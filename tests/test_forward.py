@@ -34,7 +34,7 @@ def exported(tmp_path_factory):
 def test_exported_models_are_the_runs_own(exported):
     pipe, folder = exported
     m = load_models(folder)
-    assert sorted(m.actors) == [("static", 0), ("synthesis", 0)]
+    assert sorted(m.actors) == [("sqrt", 0), ("static", 0), ("synthesis", 0)]
     for imp in ("synthesis", "static"):
         a = pipe.rl(imp, 0, progress=False)[0]
         assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), m.actors[(imp, 0)].state_dict().values()))
