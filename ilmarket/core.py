@@ -193,7 +193,7 @@ class EvalConfig:
     "Backtests and reports: 12 segments, 4 strategies, the paper's metrics."
     initial_cash: float = 1e6
     fee: float = 0.005
-    n_seeds: int = 3
+    n_seeds: int = 10  # DDPG seeds per training impact (the quick profile: 1)
     eval_impact: Impact = "sqrt"  # impact model of the impact-aware evaluation
     holdout_months: int = 6  # realism checks: the last months of the bars, held out from the simulator's fit
     holdout_path: str | None = None  # or a bars file of their own (`ilmarket reproduce --holdout FILE`)
