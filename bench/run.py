@@ -23,8 +23,8 @@ from ilmarket.core import atomic_write, git_commit
 
 BENCH = Path(__file__).resolve().parent
 # quick last: it may use what is left of the budget
-ORDER = ["features", "labels", "sim", "replay", "ddpg", "sb3", "quick"]
-TIMEOUT_S = {"features": 120, "labels": 90, "sim": 300, "replay": 120, "ddpg": 540, "sb3": 300}
+ORDER = ["features", "labels", "sim", "replay", "ddpg", "sb3", "full", "quick"]
+TIMEOUT_S = {"features": 120, "labels": 90, "sim": 300, "replay": 120, "ddpg": 540, "sb3": 300, "full": 60}
 KEYS = {  # headline key → (script, goal)
     "features_vs_talib_time_ratio": ("features", ("<=", 2.0)),
     "labels_1m_bars_seconds": ("labels", ("<=", 1.0)),
@@ -36,12 +36,14 @@ KEYS = {  # headline key → (script, goal)
     "ddpg_handwritten_vs_textbook_ratio": ("ddpg", None),
     "sb3_adapter_vs_dummyvecenv_ratio": ("sb3", (">=", 5.0)),
     "replay_bytes_vs_theoretical": ("replay", None),
+    "full_profile_seconds": ("full", None),
+    "full_profile_flop_bound_seconds": ("full", None),
     "quick_reproduce_seconds": ("quick", None),
 }
 SMOKE_ARGS = {"features": ["--bars", "100000", "--repeats", "2"], "labels": ["--bars", "100000", "--repeats", "2"],
               "sim": ["--smoke"], "replay": ["--smoke"],
               "ddpg": ["--no-memory", "--rounds", "2", "--updates", "50", "--steps", "600", "--pop-steps", "120",
-                       "--pop-rounds", "1"], "sb3": ["--smoke"]}
+                       "--pop-rounds", "1"], "sb3": ["--smoke"], "full": ["--repeats", "2"]}
 ARGS = {"ddpg": ["--no-memory"]}  # replay memory is measured by bench_replay.py
 
 
@@ -225,7 +227,7 @@ def ddpg_view(res: dict | None) -> dict | None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", default=None, help="comma-separated names (features,labels,sim,replay,ddpg,sb3,quick)")
+    ap.add_argument("--only", default=None, help="comma-separated names (features,labels,sim,replay,ddpg,sb3,full,quick)")
     ap.add_argument("--budget", type=float, default=780.0, help="wall-time budget of the whole run in seconds (default 780: with `make install` it stays under 15 minutes)")
     ap.add_argument("--smoke", action="store_true", help="small sizes: checks that the scripts run, figures not meaningful")
     ap.add_argument("--no-fresh-quick", action="store_true", help="never run a quick reproduction, only read its manifest")

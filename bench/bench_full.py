@@ -1,0 +1,115 @@
+"""The full profile: the last complete run's wall time, and the least time its DDPG training can take on this machine.
+
+`full_profile_seconds` is read from reports/full/manifest.json: the stage times of the last run that ran every stage
+(none skipped), with its commit and its seeds per training impact. `full_profile_flop_bound_seconds` is the floor
+for the DDPG updates of the full profile at `eval.n_seeds` seeds per training impact: the FLOPs of their matmuls
+(counted from the network shapes, as bench_ddpg.py counts them: agents × `ddpg.total_steps` ×
+`ddpg.updates_per_step` updates) divided by the rate of a 1024² float32 GEMM on all cores, timed here. No
+training reaches that rate (the population's update runs at about 0.6 of it on one thread, the simulator and
+replay come on top),
+so a goal below the floor cannot be met on this machine by any implementation of the same updates.
+
+    python bench/bench_full.py [--repeats 7]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_ddpg import update_flops  # noqa: E402
+from benchlib import ROOT, unavailable, write_result  # noqa: E402
+
+from ilmarket.core import get_config  # noqa: E402
+from ilmarket.features import FEATURES  # noqa: E402
+
+GOAL_S = 7200.0  # the full profile with 10 seeds per training impact, on 2 cores (issue goal)
+IMPACTS = 3  # training impacts of the evaluation: synthesis, static, sqrt
+
+
+def last_complete_run(path: Path) -> dict | None:
+    "The last run of a manifest that skipped no stage: its wall time (sum of stage times), commit and stages."
+    if not path.exists(): return None
+    man = json.loads(path.read_text())
+    for run in reversed(man.get("runs") or []):
+        if run.get("ran") and not run.get("skipped"):
+            return {"seconds": round(sum(float(v) for v in run["ran"].values()), 1), "commit": run.get("git_commit"),
+                    "finished": run.get("finished"), "stages": run["ran"], "git_dirty": bool(run.get("git_dirty"))}
+    return None
+
+
+def gemm_rate(repeats: int, size: int = 1024) -> float:
+    "FLOP/s of a square float32 GEMM on torch's default threads (median of `repeats` timings of 20 products)."
+    a, b, out = torch.randn(size, size), torch.randn(size, size), torch.empty(size, size)
+    for _ in range(5): torch.mm(a, b, out=out)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for _ in range(20): torch.mm(a, b, out=out)
+        times.append(time.perf_counter() - t)
+    return 20 * 2 * size ** 3 / statistics.median(times)
+
+
+def obs_dim() -> tuple[int, str]:
+    "The agents' observation size: from a committed actor file when there is one, else the features plus the account."
+    for f in sorted((ROOT / "reports" / "full" / "models").glob("actor-*.pt")):
+        try:
+            from ilmarket.pipeline import load_actor_file
+            return load_actor_file(f).actor.net[0].in_features, f"{f.relative_to(ROOT)}"
+        except Exception:
+            continue
+    return len(FEATURES) + 2, "len(FEATURES) + 2"
+
+
+def main() -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=7)
+    args = ap.parse_args()
+    cfg = get_config("full")
+    run = last_complete_run(ROOT / "reports" / "full" / "manifest.json")
+    d, d_from = obs_dim()
+    agents = cfg.eval.n_seeds * IMPACTS
+    updates = int(cfg.ddpg.total_steps * cfg.ddpg.updates_per_step)
+    per_update = update_flops(d, cfg.ddpg)
+    total = agents * updates * per_update
+    rate = gemm_rate(args.repeats)
+    bound = total / rate
+    metrics = {
+        "full_profile_seconds": ({"value": run["seconds"], "unit": "s"} if run is not None else
+                                 unavailable("reports/full/manifest.json holds no run that ran every stage")),
+        "full_profile_flop_bound_seconds": {"value": round(bound, 1), "unit": "s"},
+    }
+    rows = [{"figure": "DDPG agents of the full profile", "value": f"{agents} ({cfg.eval.n_seeds} seeds × {IMPACTS} training impacts)"},
+            {"figure": "updates per agent", "value": f"{updates:,}"},
+            {"figure": "matmul FLOPs per agent-update", "value": f"{per_update:,} (obs dim {d}, from {d_from})"},
+            {"figure": "matmul FLOPs of all updates", "value": f"{total / 1e12:.0f} TFLOP"},
+            {"figure": f"GEMM 1024² float32, {torch.get_num_threads()} threads", "value": f"{rate / 1e9:.1f} GFLOP/s"},
+            {"figure": "floor at 100% of that rate", "value": f"{bound:,.0f} s ({bound / 3600:.2f} h)"},
+            {"figure": "goal", "value": f"≤ {GOAL_S:,.0f} s: the floor is {bound / GOAL_S:.2f} of it"}]
+    if run is not None:
+        rows.append({"figure": "last complete full run", "value": f"{run['seconds']:,.0f} s at commit {str(run['commit'])[:12]}"
+                                                                 f"{' (uncommitted changes)' if run['git_dirty'] else ''}, "
+                                                                 f"finished {run['finished']}"})
+    notes = [f"at 0.6 of the GEMM rate (what the population's update reaches on one thread against the one-thread GEMM, "
+             f"bench_ddpg.py) the updates alone take about {bound / 0.6:,.0f} s; the simulator and replay add about a "
+             "tenth (a profile of train_population); the GEMM here is timed on all cores, so the floor is the least the "
+             "machine allows, not what one thread allows",
+             "full_profile_seconds is the wall time of the last run that ran every stage, whatever its seeds: "
+             "compare it with the floor only at the same eval.n_seeds"]
+    res = {"metrics": metrics, "rows": rows, "notes": notes,
+           "doc": "The full profile's last complete wall time and the FLOP floor of its DDPG updates at "
+                  f"{cfg.eval.n_seeds} seeds per training impact.",
+           "run": run}
+    write_result("full", res)
+    for r in rows: print(f"{r['figure']}: {r['value']}")
+    return res
+
+
+if __name__ == "__main__":
+    main()
