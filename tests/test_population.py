@@ -34,25 +34,49 @@ def rel_close(a: torch.Tensor, b: torch.Tensor, rtol: float = 1e-4):
     torch.testing.assert_close(a, b, rtol=rtol, atol=rtol * max(scale, 1e-12))
 
 
-def assert_members_match(ck_pop: dict, ck_solo: dict, rtol: float = 1e-4):
-    "A member's checkpoint against its solo run's: weights and Adam moments to rounding, everything else exactly."
-    for net in AGENT_NETS:
-        for k, v in ck_solo["agent"][net].items(): rel_close(ck_pop["agent"][net][k], v, rtol)
+def agent_of(ck: dict, cfg) -> DDPG:
+    "The DDPG agent a checkpoint holds (its four networks)."
+    agent = DDPG(ck["meta"]["obs_dim"], cfg.ddpg)
+    for net in AGENT_NETS: getattr(agent, net).load_state_dict(ck["agent"][net])
+    return agent
+
+
+def assert_same_function(ck_pop: dict, ck_solo: dict, cfg, atol_actor: float = 1e-2, rtol_critic: float = 5e-2):
+    """The member computes its solo run's policy and value: the actor's action and the critic's Q on every state of the
+    solo run's replay memory, to `atol_actor` (actions lie in [-1, 1]) and to `rtol_critic` of Q's scale.
+
+    Weights are not compared one by one: the batched and the single-agent matmuls round differently, and 100 Adam
+    updates amplify that. Adam divides each gradient by its running RMS, so an entry whose gradient is near zero steps
+    by up to the learning rate on a sign that rounding decides, and ReLU units near their kink pass or block a gradient
+    the same way; measured on a 2-core AVX2 machine, one member of three parts from its solo run by 1e-8 after 4
+    updates, 4e-6 after 20 and up to 20 learning rates in single weights after 100, while its actor's actions still
+    agree to 2.3e-4 and its critic's values to 0.4% of their scale. The tolerances leave room for CPUs that round
+    otherwise (40× and 12× that); another seed's agent differs by far more (the test below checks it fails)."""
+    a, b = agent_of(ck_pop, cfg), agent_of(ck_solo, cfg)
+    obs = ck_solo["buffer"]["data"][:, :ck_solo["meta"]["obs_dim"]].float()
+    with torch.no_grad():
+        act = b.actor(obs)
+        torch.testing.assert_close(a.actor(obs), act, rtol=0, atol=atol_actor)
+        q = b.critic(obs, act)
+        torch.testing.assert_close(a.critic(obs, act), q, rtol=0, atol=rtol_critic * float(q.abs().max()))
+
+
+def assert_members_match(ck_pop: dict, ck_solo: dict, cfg):
+    "A member's checkpoint against its solo run's: the same function, the same data and draws, the same counters."
+    assert_same_function(ck_pop, ck_solo, cfg)
     for opt in ("actor_opt", "critic_opt"):
         for pid, st in ck_solo["agent"][opt]["state"].items():
             assert float(ck_pop["agent"][opt]["state"][pid]["step"]) == float(st["step"])
-            # moments of gradients that cancel to near zero carry more of the rounding: judged on their tensor's scale
-            rel_close(ck_pop["agent"][opt]["state"][pid]["exp_avg"], st["exp_avg"], 100 * rtol)
-            rel_close(ck_pop["agent"][opt]["state"][pid]["exp_avg_sq"], st["exp_avg_sq"], 100 * rtol)
     counters = ("step", "n_updates", "episodes")
     assert [ck_pop[k] for k in counters] == [ck_solo[k] for k in counters]
     assert ck_pop["meta"] == ck_solo["meta"]
     assert torch.equal(ck_pop["rng"]["trainer"], ck_solo["rng"]["trainer"])  # the same exploration draws
     assert torch.equal(ck_pop["buffer"]["rng"], ck_solo["buffer"]["rng"])  # the same replay samples
-    rel_close(ck_pop["buffer"]["data"], ck_solo["buffer"]["data"], rtol)  # the same transitions, to rounding
+    # the same transitions, to the actions' tolerance: they are taken by actors that agree to it
+    rel_close(ck_pop["buffer"]["data"], ck_solo["buffer"]["data"], 1e-2)
     hp, hs = pd.DataFrame(ck_pop["history"]), pd.DataFrame(ck_solo["history"])
     pd.testing.assert_frame_equal(hp[["step", "updates", "episodes"]], hs[["step", "updates", "episodes"]])
-    pd.testing.assert_frame_equal(hp, hs, check_exact=False, rtol=10 * rtol)
+    pd.testing.assert_frame_equal(hp, hs, check_exact=False, rtol=5e-2)  # losses: as Q (above)
 
 
 def assert_same_checkpoint(a: dict, b: dict):
@@ -89,7 +113,9 @@ def test_first_100_updates_match_the_solo_runs(tmp_path, make_env):
         train_ddpg(make_env(), cfg, seed=s, checkpoint_path=tmp_path / f"solo{s}.pt", progress=False)
         member, solo = load_checkpoint(p), load_checkpoint(tmp_path / f"solo{s}.pt")
         assert member["n_updates"] == 100
-        assert_members_match(member, solo)
+        assert_members_match(member, solo, cfg)
+    with pytest.raises(AssertionError):  # the tolerance tells agents apart: seed 1's member is not seed 0's solo run
+        assert_same_function(load_checkpoint(paths[1]), load_checkpoint(tmp_path / "solo0.pt"), cfg)
 
 
 def test_mixed_training_modes_in_one_population(tmp_path):
@@ -100,7 +126,7 @@ def test_mixed_training_modes_in_one_population(tmp_path):
         train_ddpg(market_sim(m), cfg, seed=5, checkpoint_path=tmp_path / f"solo-{m}.pt", progress=False)
         member = load_checkpoint(p)
         assert m in member["meta"]["env"]
-        assert_members_match(member, load_checkpoint(tmp_path / f"solo-{m}.pt"))
+        assert_members_match(member, load_checkpoint(tmp_path / f"solo-{m}.pt"), cfg)
 
 
 def test_the_stacked_update_equals_textbook_updates_member_by_member():
