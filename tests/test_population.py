@@ -30,7 +30,7 @@ def first_updates_cfg(n_envs: int, updates: int = 100, learning_starts: int = 64
 
 def rel_close(a: torch.Tensor, b: torch.Tensor, rtol: float = 1e-4):
     "Equal to float32 rounding, relative to the tensor's size (near-zero entries judged on the tensor's scale)."
-    scale = float(b.abs().max())
+    scale = float(b.detach().abs().max())
     torch.testing.assert_close(a, b, rtol=rtol, atol=rtol * max(scale, 1e-12))
 
 
