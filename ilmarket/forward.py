@@ -21,7 +21,7 @@ from .core import (Config, Impact, atomic_write, get_config, get_logger, load_to
 from .data import bars_fingerprint
 from .ddpg import Actor, FinalRL, ILBaseline, LongOnly, RLBaseline, action_rule
 from .evaluation import evaluate_policies, load_backtest_set
-from .pipeline import ACTOR_FORMAT, AgentRecord, Pipeline, load_actor_file, save_actor
+from .pipeline import Pipeline, load_actor_file, save_actor
 from .segments import covered_mask, resolve_extrema, segment_table
 from .synthesis import SynthArtifacts, load_synthesis, save_synthesis
 
@@ -37,15 +37,14 @@ def _kept_actors(pipe: Pipeline, folder: Path, writing: set[str]) -> list[Path]:
     mpath = folder / "models.json"
     if not mpath.exists(): return []
     listed = json.loads(mpath.read_text(encoding="utf-8")).get("files", {})
-    kept, reader = [], Pipeline(pipe.cfg, pipe.bars, cache=pipe.cache, store=folder)
+    kept = []
     for name in sorted(listed):
         if not name.startswith("actor-") or name in writing or not (folder / name).exists(): continue
         try:
             rec = load_actor_file(folder / name)
         except ValueError:
             continue  # damaged: dropped from the list
-        if reader.stored(rec.impact, rec.seed) is not None:
-            kept.append(folder / name)
+        if pipe.owns(rec): kept.append(folder / name)
     return kept
 
 def save_models(pipe: Pipeline,  # a run whose agents are trained (or cached, or stored)

@@ -51,7 +51,7 @@ class AgentRecord:
     actor: Actor  # the last checkpoint's actor, in eval mode
     impact: Impact  # where it trained
     seed: int
-    key: str | None = None  # its run key (`Pipeline.agent_key`); None in a file that did not record it
+    key: str | None = None  # its run key (what `Pipeline.owns` checks); None in a file that did not record it
     history: pd.DataFrame | None = None  # chapter 08's training history, one row per log step
     snapshots: dict[int, Actor] = field(default_factory=dict)  # step → actor, the checkpoint selection's candidates
 
@@ -230,11 +230,15 @@ class Pipeline:
                     rec = load_actor_file(f)
                 except ValueError as e:  # damaged, or not an actor file
                     self.log.warning(f"{e}; the agent is looked for in the cache")
-            if rec is not None and rec.key not in (self._rl_key(mode, False), self._rl_key(mode, True)):
+            if rec is not None and not self.owns(rec):
                 self.log.info(f"{f} holds an agent of another config, data or upstream model: not used")
                 rec = None
             self._stored[(mode, seed)] = rec
         return self._stored[(mode, seed)]
+
+    def owns(self, rec: AgentRecord) -> bool:
+        "Whether a saved agent is this run's: its run key is the solo or the population key of its training impact."
+        return rec.key in (self._rl_key(rec.impact, False), self._rl_key(rec.impact, True))
 
     def agent_record(self, impact: Impact | None = None,  # where the agent trains
                      seed: int | None = None,  # None → cfg.seed
