@@ -1,7 +1,8 @@
 """The full profile: the last complete run's wall time, and the least time its DDPG training can take on this machine.
 
 `full_profile_seconds` is read from reports/full/manifest.json: the stage times of the last run that ran every stage
-(none skipped), with its commit and its seeds per training impact. `full_profile_flop_bound_seconds` is the floor
+(none skipped), with its commit and its seeds per training impact, plus the wall time of the `ilmarket train` pieces
+recorded in the store's models.json, whose agents that run loaded instead of training them. `full_profile_flop_bound_seconds` is the floor
 for the DDPG updates of the full profile at `eval.n_seeds` seeds per training impact: the FLOPs of their matmuls
 (counted from the network shapes, as bench_ddpg.py counts them: agents × `ddpg.total_steps` ×
 `ddpg.updates_per_step` updates) divided by the rate of a 1024² float32 GEMM on all cores, timed here. No
@@ -44,6 +45,13 @@ def last_complete_run(path: Path) -> dict | None:
     return None
 
 
+def store_trainings(folder: Path) -> list[dict]:
+    "The `ilmarket train` pieces recorded in a store's models.json (agents, seconds, commit), in the order they ran."
+    path = folder / "models.json"
+    if not path.exists(): return []
+    return [t for t in json.loads(path.read_text()).get("trainings", []) if isinstance(t, dict) and "seconds" in t]
+
+
 def gemm_rate(repeats: int, size: int = 1024) -> float:
     "FLOP/s of a square float32 GEMM on torch's default threads (median of `repeats` timings of 20 products)."
     a, b, out = torch.randn(size, size), torch.randn(size, size), torch.empty(size, size)
@@ -73,6 +81,9 @@ def main() -> dict:
     args = ap.parse_args()
     cfg = get_config("full")
     run = last_complete_run(ROOT / "reports" / "full" / "manifest.json")
+    pieces = store_trainings(ROOT / "reports" / "full" / "models")
+    pieces_s = round(sum(float(t["seconds"]) for t in pieces), 1)
+    n_pieces_agents = sum(len(t["agents"]) for t in pieces)
     d, d_from = obs_dim()
     agents = cfg.eval.n_seeds * IMPACTS
     updates = int(cfg.ddpg.total_steps * cfg.ddpg.updates_per_step)
@@ -81,7 +92,7 @@ def main() -> dict:
     rate = gemm_rate(args.repeats)
     bound = total / rate
     metrics = {
-        "full_profile_seconds": ({"value": run["seconds"], "unit": "s"} if run is not None else
+        "full_profile_seconds": ({"value": round(run["seconds"] + pieces_s, 1), "unit": "s"} if run is not None else
                                  unavailable("reports/full/manifest.json holds no run that ran every stage")),
         "full_profile_flop_bound_seconds": {"value": round(bound, 1), "unit": "s"},
     }
@@ -96,16 +107,28 @@ def main() -> dict:
         rows.append({"figure": "last complete full run", "value": f"{run['seconds']:,.0f} s at commit {str(run['commit'])[:12]}"
                                                                  f"{' (uncommitted changes)' if run['git_dirty'] else ''}, "
                                                                  f"finished {run['finished']}"})
+    for t in pieces:
+        rows.append({"figure": "store: one `ilmarket train` piece",
+                     "value": f"{len(t['agents'])} agents in {float(t['seconds']):,.0f} s"
+                              + (f" at commit {str(t['git_commit'])[:12]}" if t.get("git_commit") else "")
+                              + (f", finished {t['finished']}" if t.get("finished") else "")
+                              + (f" ({t['note']})" if t.get("note") else "")})
+    if run is not None and pieces:
+        rows.append({"figure": "full profile, pieces + last complete run",
+                     "value": f"{pieces_s:,.0f} s of pieces ({n_pieces_agents} agents) + {run['seconds']:,.0f} s of stages "
+                              f"= {run['seconds'] + pieces_s:,.0f} s ({(run['seconds'] + pieces_s) / 3600:.2f} h)"})
     notes = [f"at 0.6 of the GEMM rate (what the population's update reaches on one thread against the one-thread GEMM, "
              f"bench_ddpg.py) the updates alone take about {bound / 0.6:,.0f} s; the simulator and replay add about a "
              "tenth (a profile of train_population); the GEMM here is timed on all cores, so the floor is the least the "
              "machine allows, not what one thread allows",
-             "full_profile_seconds is the wall time of the last run that ran every stage, whatever its seeds: "
-             "compare it with the floor only at the same eval.n_seeds"]
+             "full_profile_seconds is the wall time of the last run that ran every stage, plus the `ilmarket train` "
+             "pieces its store records (models.json 'trainings'): a run trained in pieces loads those agents instead of "
+             "training them, so its stages alone would leave their training out; compare it with the floor only at "
+             "the same eval.n_seeds"]
     res = {"metrics": metrics, "rows": rows, "notes": notes,
            "doc": "The full profile's last complete wall time and the FLOP floor of its DDPG updates at "
                   f"{cfg.eval.n_seeds} seeds per training impact.",
-           "run": run}
+           "run": run, "pieces": pieces}
     write_result("full", res)
     for r in rows: print(f"{r['figure']}: {r['value']}")
     return res

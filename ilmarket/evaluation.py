@@ -22,13 +22,13 @@ from .core import (Config, atomic_write, get_config, configure_logging, seed_eve
 from .agents import fmt_usd, progress_bar
 from .ddpg import ActionRule, FinalRL, ILBaseline, LongOnly, RLBaseline, action_rule
 from .features import FEATURES, compute_features
-from .market import Episode, Orders, Replay, SqrtImpact, make_market_data, own_impact, pay_own_impact
+from .market import Episode, Orders, Replay, SqrtImpact, make_market_data, own_impact, pay_own_impact, sqrt_impact
 from .portfolio import apply_fractions, compute_metrics
 from .segments import role_segments, segment_slices
 
 # %% auto #0
 __all__ = ['METRICS', 'SELECTED', 'STRATEGIES', 'PAPER_TABLE1', 'PAPER_TABLE2', 'PAPER_CASES', 'PCT', 'STYLE', 'REPORT_TITLES',
-           'REPORT_FIGURES', 'BacktestSet', 'make_backtest_set', 'backtest_episode', 'simulate_many',
+           'REPORT_FIGURES', 'BacktestSet', 'make_backtest_set', 'backtest_episode', 'SqrtCost', 'simulate_many',
            'simulate_backtests', 'run_metrics', 'evaluate_policies', 'gross_returns', 'make_table1', 'make_table2',
            'make_table5', 'stress_mode', 'evaluation_label', 'make_ablation_table', 'plot_risk_return', 'pick_case',
            'plot_backtest', 'check_claims', 'make_report', 'write_report', 'earlier_tables', 'select_checkpoint',
@@ -90,13 +90,33 @@ def backtest_episode(bt: BacktestSet,  # the backtest segments
     return Episode(open=nxt, high=nxt, low=nxt, close=nxt, volume=zero, new_session=zero.bool(),
                    sigma=bt.sigma.repeat(reps, 1), vbar=bt.volume.repeat(reps, 1), noise=zero)
 
+class SqrtCost:
+    "The square-root law as an execution cost only (temporary impact): each fill pays its own order's impact, no later price moves."
+    name, matched, endogenous = "sqrt_cost", False, False
+
+    def __init__(self, base: Any,  # the former of the path (a `Replay`)
+                 y: float | torch.Tensor = 0.7):  # the law's Y; (N,) for one per market
+        self.base, self.y, self.residuals = base, y, base.residuals
+
+    def reset(self, ep: Episode) -> None:
+        self.base.reset(ep)
+        self.ep = ep
+
+    def move(self, o: Orders) -> tuple[torch.Tensor, torch.Tensor]: return self.base.move(o)  # the path stays the base's
+    def bar(self, o: Orders, close: torch.Tensor): return self.base.bar(o, close)
+
+    def cost(self, o: Orders) -> torch.Tensor:
+        "sign(Q) Y σ √(|Q|/V) of this bar's filled shares, paid by the fill and by nothing after it."
+        return self.base.cost(o) + sqrt_impact(o.filled, self.ep.sigma[:, o.k], self.ep.vbar[:, o.k], self.y)
+
 @torch.no_grad()
 def simulate_many(policies: Sequence[Any],  # P policies, each with `act(obs (n, F+2) float32) -> (n,)`
                   bt: BacktestSet,  # the backtest segments (N of them)
                   impact_ys: Sequence[float | None] = (None,),  # K settings: Y of the square-root law; None static
                   cash0: float | Sequence[float] = 1e6,  # initial cash C0, one for all or one per setting
-                  fee: float = 0.005,  # fee on traded notional
+                  fee: float | Sequence[float] = 0.005,  # fee on traded notional, one for all or one per setting
                   halflife: float | None = None,  # decay of the impact in bars; None = permanent
+                  permanent: bool = True,  # False: the impact is an execution cost only (`SqrtCost`), `halflife` unused
                  ) -> dict[str, np.ndarray]:
     "All policies × impact settings × segments in one pass: (P, K, N, T) px, act, cash, shares, value, traded."
     (N, T), P, K = bt.px.shape, len(policies), len(impact_ys)
@@ -104,7 +124,11 @@ def simulate_many(policies: Sequence[Any],  # P policies, each with `act(obs (n,
     per_setting = lambda v: torch.tensor(v, dtype=dt).repeat_interleave(N).repeat(P)  # (K,) → (R,)
     c0 = per_setting([float(cash0)] * K if np.isscalar(cash0) else [float(c) for c in cash0])
     if len(c0) != R: raise ValueError(f"cash0 needs one value or one per impact setting ({K}), got {len(cash0)}")
-    former = SqrtImpact(Replay(), per_setting([0.0 if v is None else float(v) for v in impact_ys]), halflife)
+    if not np.isscalar(fee):  # one fee per setting: a per-row tensor (a scalar keeps the scalar arithmetic)
+        if len(fee) != K: raise ValueError(f"fee needs one value or one per impact setting ({K}), got {len(fee)}")
+        fee = per_setting([float(f) for f in fee])
+    ys = per_setting([0.0 if v is None else float(v) for v in impact_ys])
+    former = SqrtImpact(Replay(), ys, halflife) if permanent else SqrtCost(Replay(), ys)
     former.reset(backtest_episode(bt, P * K))  # Y = 0 on the static rows: exactly the replay
     mask = bt.mask.repeat(P * K, 1)
     px, cash, shares, act = bt.px[:, 0].repeat(P * K), c0.clone(), torch.zeros(R, dtype=dt), torch.zeros(R, dtype=dt)
@@ -133,6 +157,8 @@ def simulate_backtests(policy: Any,  # anything with `act(obs (N, F+2) float32) 
                       ) -> dict[str, np.ndarray]:
     "Run one policy on every segment at once; (N, T) arrays of px, act, cash, shares, value, traded."
     return {k: v[0, 0] for k, v in simulate_many([policy], bt, [impact_y], cash0, fee, halflife).items()}
+
+
 
 # %% ../nbs/09_evaluation.ipynb #6f8192ae
 METRICS = ["total_return", "volatility", "sharpe", "sharpe_annualised", "max_drawdown", "turnover", "final_value"]

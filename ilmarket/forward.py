@@ -21,13 +21,14 @@ from .core import (Config, Impact, atomic_write, get_config, get_logger, load_to
 from .data import bars_fingerprint
 from .ddpg import Actor, FinalRL, ILBaseline, LongOnly, RLBaseline, action_rule
 from .evaluation import evaluate_policies, load_backtest_set
+from .grid import AFTER_HEADING, GRID_HEADING, put_section
 from .pipeline import Pipeline, load_actor_file, save_actor
 from .segments import covered_mask, resolve_extrema, segment_table
 from .synthesis import SynthArtifacts, load_synthesis, save_synthesis
 
 # %% auto #0
-__all__ = ['ROLES_OF_IMPACT', 'save_models', 'Models', 'config_from_dict', 'load_models', 'forward_segments', 'DoNothing',
-           'forward_test', 'plot_forward', 'write_forward']
+__all__ = ['ROLES_OF_IMPACT', 'FORWARD_HEADING', 'save_models', 'Models', 'config_from_dict', 'load_models', 'forward_segments',
+           'DoNothing', 'forward_test', 'plot_forward', 'write_forward', 'forward_section']
 
 # %% ../nbs/10a_forward.ipynb #38712f41
 ROLES_OF_IMPACT = {"synthesis": "Final RL", "static": "RL Baseline"}  # which trained actor plays which strategy
@@ -51,6 +52,7 @@ def save_models(pipe: Pipeline,  # a run whose agents are trained (or cached, or
                 folder: str | Path,  # where the models go, e.g. reports/full/models
                 seeds: Sequence[int] | None = None,  # None → the evaluation's seeds
                 impacts: Sequence[Impact] | None = None,  # the training impacts to export; None → the evaluation's
+                training: dict | None = None,  # a record of the training that made some of the agents (`ilmarket train`)
                ) -> Path:
     "Write the run's IL ensemble, synthesis net and agents to `folder`, keeping its other agents of this run; `models.json`."
     folder = Path(folder)
@@ -59,6 +61,8 @@ def save_models(pipe: Pipeline,  # a run whose agents are trained (or cached, or
     impacts = list(dict.fromkeys(i for i, _ in pipe.eval_agents())) if impacts is None else list(impacts)
     names = {f"actor-{i}-seed{s}.pt" for i in impacts for s in seeds}
     kept = _kept_actors(pipe, folder, names)
+    old = json.loads((folder / "models.json").read_text(encoding="utf-8")) if (folder / "models.json").exists() else {}
+    trainings = [t for t in old.get("trainings", []) if isinstance(t, dict)] + ([training] if training else [])
     files = [save_il(pipe.il, folder / "il.pt"), save_synthesis(pipe.synthesis, cfg.synthesis, folder / "synthesis.pt")]
     for imp in impacts:
         for s in seeds:
@@ -73,7 +77,8 @@ def save_models(pipe: Pipeline,  # a run whose agents are trained (or cached, or
             "seeds": sorted({int(s) for _, s in agents}), "impacts": sorted({i for i, _ in agents}),
             "trained_on": {"source": str(b.attrs.get("source")), "freq": str(b.attrs.get("freq")), "first": f"{b.index[0]}",
                            "last": f"{b.index[-1]}", "bars": len(b), "fingerprint": bars_fingerprint(b)},
-            "files": {f.name: sha256_file(f) for f in files}}
+            "files": {f.name: sha256_file(f) for f in files},
+            "trainings": trainings}  # each: the agents one `ilmarket train` trained, its wall time, commit and date
     return atomic_write(folder / "models.json", json.dumps(meta, indent=1, sort_keys=True) + "\n")
 
 
@@ -207,3 +212,15 @@ def write_forward(runs: pd.DataFrame, summary: pd.DataFrame, segs: pd.DataFrame,
              "Total return over the whole span, % (mean over seeds):", "", whole.round(2).to_markdown(), "",
              "![whole-span returns](figures/forward_returns.png)", ""]
     return atomic_write(out / "FORWARD.md", "\n".join(lines))
+
+FORWARD_HEADING = "## Forward test"
+
+def forward_section(summary: pd.DataFrame, models: Models, bars: pd.DataFrame) -> str:
+    "REPORT.md's last section: the bars the forward test used, the whole span's mean returns, and a link to FORWARD.md."
+    whole = summary[summary["seg_id"] == -1].pivot(index="strategy", columns="mode", values="return_mean_pct")
+    return "\n".join([FORWARD_HEADING, "",
+                      f"The run's exported models (seeds {models.meta['seeds']}) on {bars.attrs.get('source', '?')}, "
+                      f"{len(bars)} bars {bars.index[0]:%Y-%m-%d}..{bars.index[-1]:%Y-%m-%d}: total return over the whole "
+                      "span, %, mean over seeds. Every segment and seed: [FORWARD.md](FORWARD.md).", "",
+                      whole.round(2).to_markdown(), ""])
+

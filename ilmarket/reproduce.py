@@ -493,8 +493,15 @@ def run_train(seeds: Sequence[int],  # the agents' seeds
     "`ilmarket train`: the agents no store or cache holds trained as one population, then exported; models.json's path."
     pipe = Pipeline.from_profile(profile, seed, data, settings, out)
     imps = list(dict.fromkeys(i for i, _ in pipe.eval_agents())) if impacts is None else list(impacts)
-    pipe.agents([(i, int(s)) for s in seeds for i in imps])
-    return save_models(pipe, pipe.store, seeds=seeds, impacts=imps)
+    wanted = [(pipe.impact(i), int(s)) for s in seeds for i in imps]
+    todo = [a for a in wanted if pipe.stored(*a) is None]  # what this command trains (or resumes from the cache)
+    t0 = time.perf_counter()
+    pipe.agents(wanted)
+    training = None if not todo else {
+        "agents": [[i, s] for i, s in todo], "seconds": round(time.perf_counter() - t0, 1),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cores": os.cpu_count(),
+        **{k: v for k, v in git_state().items() if k in ("git_commit", "git_dirty")}}
+    return save_models(pipe, pipe.store, seeds=seeds, impacts=imps, training=training)
 
 def main(argv: Sequence[str] | None = None,  # command-line arguments (default: sys.argv[1:])
         ) -> int:
