@@ -1,7 +1,8 @@
 """The full profile: the last complete run's wall time, and the least time its DDPG training can take on this machine.
 
-`full_profile_seconds` is read from reports/full/manifest.json: the stage times of the last run that ran every stage
-(none skipped), with its commit and its seeds per training impact, plus the wall time of the `ilmarket train` pieces
+`full_profile_seconds` is read from reports/full/manifest.json: the time of each stage in the last run that ran it,
+since the last run that ran every stage (a run stopped by a failing stage and continued after a fix counts as one
+run in pieces), plus the wall time of the `ilmarket train` pieces
 recorded in the store's models.json, whose agents that run loaded instead of training them. `full_profile_flop_bound_seconds` is the floor
 for the DDPG updates of the full profile at `eval.n_seeds` seeds per training impact: the FLOPs of their matmuls
 (counted from the network shapes, as bench_ddpg.py counts them: agents × `ddpg.total_steps` ×
@@ -35,14 +36,22 @@ IMPACTS = 3  # training impacts of the evaluation: synthesis, static, sqrt
 
 
 def last_complete_run(path: Path) -> dict | None:
-    "The last run of a manifest that skipped no stage: its wall time (sum of stage times), commit and stages."
+    """The stages that made the run's current outputs: each stage's time in the last run that ran it, summed, when every
+    stage of the last run ran at some point since the last run that ran them all (a run stopped by a failing stage and
+    continued after a fix is one run in pieces); its commits and stages."""
     if not path.exists(): return None
-    man = json.loads(path.read_text())
-    for run in reversed(man.get("runs") or []):
-        if run.get("ran") and not run.get("skipped"):
-            return {"seconds": round(sum(float(v) for v in run["ran"].values()), 1), "commit": run.get("git_commit"),
-                    "finished": run.get("finished"), "stages": run["ran"], "git_dirty": bool(run.get("git_dirty"))}
-    return None
+    runs = json.loads(path.read_text()).get("runs") or []
+    full = [i for i, r in enumerate(runs) if r.get("ran") and not r.get("skipped")]
+    if not full: return None
+    stages, commits, dirty = {}, [], False
+    for r in runs[full[-1]:]:
+        stages.update({k: float(v) for k, v in (r.get("ran") or {}).items()})
+        commits.append(r.get("git_commit"))
+        dirty |= bool(r.get("git_dirty"))
+    last = runs[-1]
+    if (set(last.get("ran") or {}) | set(last.get("skipped") or [])) - set(stages): return None
+    return {"seconds": round(sum(stages.values()), 1), "commit": commits[-1], "commits": sorted(set(map(str, commits))),
+            "finished": last.get("finished"), "stages": stages, "git_dirty": dirty, "pieces": len(runs) - full[-1]}
 
 
 def store_trainings(folder: Path) -> list[dict]:
@@ -104,9 +113,10 @@ def main() -> dict:
             {"figure": "floor at 100% of that rate", "value": f"{bound:,.0f} s ({bound / 3600:.2f} h)"},
             {"figure": "goal", "value": f"≤ {GOAL_S:,.0f} s: the floor is {bound / GOAL_S:.2f} of it"}]
     if run is not None:
-        rows.append({"figure": "last complete full run", "value": f"{run['seconds']:,.0f} s at commit {str(run['commit'])[:12]}"
-                                                                 f"{' (uncommitted changes)' if run['git_dirty'] else ''}, "
-                                                                 f"finished {run['finished']}"})
+        rows.append({"figure": "stages of the current full-run outputs",
+                     "value": f"{run['seconds']:,.0f} s in {run['pieces']} run(s), commit(s) "
+                              f"{', '.join(c[:12] for c in run['commits'])}"
+                              f"{' (uncommitted changes)' if run['git_dirty'] else ''}, finished {run['finished']}"})
     for t in pieces:
         rows.append({"figure": "store: one `ilmarket train` piece",
                      "value": f"{len(t['agents'])} agents in {float(t['seconds']):,.0f} s"
@@ -121,7 +131,7 @@ def main() -> dict:
              f"bench_ddpg.py) the updates alone take about {bound / 0.6:,.0f} s; the simulator and replay add about a "
              "tenth (a profile of train_population); the GEMM here is timed on all cores, so the floor is the least the "
              "machine allows, not what one thread allows",
-             "full_profile_seconds is the wall time of the last run that ran every stage, plus the `ilmarket train` "
+             "full_profile_seconds is the wall time of the stages that made the current outputs (each stage's last run), plus the `ilmarket train` "
              "pieces its store records (models.json 'trainings'): a run trained in pieces loads those agents instead of "
              "training them, so its stages alone would leave their training out; compare it with the floor only at "
              "the same eval.n_seeds"]

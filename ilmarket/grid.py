@@ -61,24 +61,25 @@ def grid_cells(capitals: Sequence[float] = GRID_CAPITALS,  # capitals of the imp
 def closed_out_values(sim: Mapping[str, np.ndarray],  # `simulate_many` output: (P, K, N, T) arrays
                       bt: BacktestSet,  # the segments the paths ran on
                       cells: Sequence[GridCell],  # the K settings, in `simulate_many`'s order
-                     ) -> np.ndarray:
-    "(P, K, N) cash after selling every share left at each segment's last real bar through the cell's law and fee."
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    "(P, K, N) cash after selling every share left at each segment's last real bar through the cell's law and fee; the sale's fee."
     P, K, N, _ = sim["value"].shape
     last = torch.as_tensor(bt.lengths - 1)
     rows = torch.arange(N)
     sigma, vbar = bt.sigma[rows, last].double(), bt.volume[rows, last].double()  # (N,)
-    out = np.empty((P, K, N))
+    out, fees = np.empty((P, K, N)), np.empty((P, K, N))
     for k, cell in enumerate(cells):
         q = torch.as_tensor(sim["shares"][:, k, np.arange(N), bt.lengths - 1])  # (P, N) shares left
         px = torch.as_tensor(sim["px"][:, k, np.arange(N), bt.lengths - 1])  # their fill price
         cash = torch.as_tensor(sim["cash"][:, k, np.arange(N), bt.lengths - 1])
         premium = (torch.zeros_like(q) if cell.impact_y is None  # the sale of −q shares moves its own fill down
                    else sqrt_impact(-q.reshape(-1), sigma.repeat(P), vbar.repeat(P), cell.impact_y).reshape(P, N))
-        out[:, k] = (cash + (1.0 - cell.fee) * q * px * torch.exp(premium)).numpy()
-    return out
+        sale = q * px * torch.exp(premium)  # the sale's notional
+        out[:, k], fees[:, k] = (cash + (1.0 - cell.fee) * sale).numpy(), (cell.fee * sale).numpy()
+    return out, fees
 
 # %% ../nbs/09b_grid.ipynb #dbf7367c
-GRID_COLUMNS = ("capital", "fee", "closed_return", "closed_return_pct")
+GRID_COLUMNS = ("capital", "fee", "closed_return", "closed_return_pct", "closing_fee")
 
 def grid_runs(policies: Mapping[str, Any],  # strategy name → policy with `act(obs) -> (n,)`
               bt: BacktestSet,  # the backtest segments
@@ -94,7 +95,7 @@ def grid_runs(policies: Mapping[str, Any],  # strategy name → policy with `act
     permanent = any(c.permanent for c in cells)
     sim = simulate_many([policies[n] for n in names], bt, [c.impact_y for c in cells], [c.capital for c in cells],
                         [c.fee for c in cells], halflife, permanent=permanent)
-    closed = closed_out_values(sim, bt, cells)
+    closed, closing_fee = closed_out_values(sim, bt, cells)
     meta = bt.segs[["seg_id", "regime", "start", "end"]].assign(n_bars=bt.lengths)
     rows = []
     for k, cell in enumerate(cells):
@@ -102,7 +103,7 @@ def grid_runs(policies: Mapping[str, Any],  # strategy name → policy with `act
             m = run_metrics({key: v[p, k] for key, v in sim.items()}, bt, cell.capital, cell.fee)
             rows.append(meta.merge(m, on="seg_id").assign(
                 mode=cell.mode, strategy=name, seed=seed, capital=cell.capital, fee=cell.fee,
-                closed_return=closed[p, k] / cell.capital - 1))
+                closed_return=closed[p, k] / cell.capital - 1, closing_fee=closing_fee[p, k]))
     out = pd.concat(rows, ignore_index=True)
     return out.assign(closed_return_pct=100 * out["closed_return"])
 
@@ -141,7 +142,7 @@ def tidy_grid(runs: pd.DataFrame,  # `run_grid` (or any runs frame with the `GRI
     if missing: raise ValueError(f"the grid's runs lack column(s) {missing}")
     df = tidy_runs(runs, fee=float(runs["fee"].iloc[0]))  # the fees paid are exact (`fee_paid`), per cell
     dn = df["strategy"] == DO_NOTHING
-    df.loc[dn, ["closed_return", "closed_return_pct"]] = 0.0
+    df.loc[dn, ["closed_return", "closed_return_pct", "closing_fee"]] = 0.0
     return df
 
 def grid_claims(runs: pd.DataFrame,  # a tidy grid (`tidy_grid`)
@@ -187,7 +188,8 @@ def grid_table(runs: pd.DataFrame,  # a tidy grid (`tidy_grid`)
         for s in ("Long-Only", "RL Baseline"):
             x, y = (d[d["strategy"] == s].set_index(key)[GRID_METRIC] for d in (g, static))
             row[f"impact_cost {s}"] = float((y - x).mean()) if sqrt else 0.0
-            row[f"fee_cost {s}"] = float((100 * g.loc[g["strategy"] == s, "fee_paid"] / cap).mean())
+            paid = g.loc[g["strategy"] == s, ["fee_paid", "closing_fee"]].sum(1)  # the run's fees and the final sale's
+            row[f"fee_cost {s}"] = float((100 * paid / cap).mean())
         if bt is not None: row["trade_impact_bp"] = trade_impact_bp(bt, cap, impact_y) if sqrt else 0.0
         for _, c in claims[claims["mode"] == mode].iterrows():
             a = c["comparison"].split(" − ")[0]
@@ -217,8 +219,8 @@ def plot_grid(table: pd.DataFrame,  # `grid_table`
         return m
     diff = grid(lambda r: r.get(f"{a} − RL Baseline", np.nan)).astype(float)
     mark = grid(lambda r: VERDICT_MARKS.get(r.get(f"{a} verdict"), ""))
-    ratio = grid(lambda r: r["impact_cost Long-Only"] / r["fee_cost Long-Only"] if r["fee_cost Long-Only"] > 0
-                 else np.nan).astype(float)
+    ratio = grid(lambda r: r["impact_cost Long-Only"] / r["fee_cost Long-Only"]
+                 if r["impact"] != "static" and r["fee_cost Long-Only"] > 0 else np.nan).astype(float)  # static: no impact
     fig, axes = plt.subplots(1, 2, figsize=(12, 3.6))
     lim = np.nanmax(np.abs(diff)) if np.isfinite(diff).any() else 1.0
     panels = [(diff, "RdBu", -lim, lim, f"{a} − RL Baseline, closed-out return (points)"),
