@@ -188,7 +188,7 @@ def grid_table(runs: pd.DataFrame,  # a tidy grid (`tidy_grid`)
         for s in ("Long-Only", "RL Baseline"):
             x, y = (d[d["strategy"] == s].set_index(key)[GRID_METRIC] for d in (g, static))
             row[f"impact_cost {s}"] = float((y - x).mean()) if sqrt else 0.0
-            paid = g.loc[g["strategy"] == s, ["fee_paid", "closing_fee"]].sum(1)  # the run's fees and the final sale's
+            paid = g.loc[g["strategy"] == s, ["fee_paid", "closing_fee"]].sum(axis=1)  # the run's fees and the final sale's
             row[f"fee_cost {s}"] = float((100 * paid / cap).mean())
         if bt is not None: row["trade_impact_bp"] = trade_impact_bp(bt, cap, impact_y) if sqrt else 0.0
         for _, c in claims[claims["mode"] == mode].iterrows():
