@@ -28,7 +28,7 @@ from .synthesis import SynthArtifacts, load_synthesis, save_synthesis
 
 # %% auto #0
 __all__ = ['ROLES_OF_IMPACT', 'FORWARD_HEADING', 'save_models', 'Models', 'config_from_dict', 'load_models', 'forward_segments',
-           'DoNothing', 'forward_test', 'plot_forward', 'write_forward', 'forward_section']
+           'DoNothing', 'forward_test', 'plot_forward', 'whole_span', 'write_forward', 'forward_section']
 
 # %% ../nbs/10a_forward.ipynb #38712f41
 ROLES_OF_IMPACT = {"synthesis": "Final RL", "static": "RL Baseline"}  # which trained actor plays which strategy
@@ -193,6 +193,10 @@ def plot_forward(summary: pd.DataFrame, runs: pd.DataFrame) -> plt.Figure:
     fig.tight_layout()
     return fig
 
+def whole_span(summary: pd.DataFrame) -> pd.DataFrame:
+    "Mean total return (%) over the whole span (`seg_id` −1), strategies × modes."
+    return summary[summary["seg_id"] == -1].pivot(index="strategy", columns="mode", values="return_mean_pct")
+
 def write_forward(runs: pd.DataFrame, summary: pd.DataFrame, segs: pd.DataFrame, models: Models,
                   bars: pd.DataFrame, out: str | Path) -> Path:
     "Tables, the figure and FORWARD.md in `out`; returns the report's path."
@@ -204,7 +208,7 @@ def write_forward(runs: pd.DataFrame, summary: pd.DataFrame, segs: pd.DataFrame,
     save_fig(fig, "forward_returns", out)
     plt.close(fig)
     t = models.meta["trained_on"]
-    whole = summary[summary["seg_id"] == -1].pivot(index="strategy", columns="mode", values="return_mean_pct")
+    whole = whole_span(summary)
     lines = ["# Forward test", "",
              f"Models trained on {t['source']} ({t['freq']} bars {t['first'][:10]}..{t['last'][:10]}), seeds {models.meta['seeds']}.",
              f"Bars tested: {bars.attrs.get('source', '?')}, {len(bars)} bars {bars.index[0]:%Y-%m-%d}..{bars.index[-1]:%Y-%m-%d}.",
@@ -217,7 +221,7 @@ FORWARD_HEADING = "## Forward test"
 
 def forward_section(summary: pd.DataFrame, models: Models, bars: pd.DataFrame) -> str:
     "REPORT.md's last section: the bars the forward test used, the whole span's mean returns, and a link to FORWARD.md."
-    whole = summary[summary["seg_id"] == -1].pivot(index="strategy", columns="mode", values="return_mean_pct")
+    whole = whole_span(summary)
     return "\n".join([FORWARD_HEADING, "",
                       f"The run's exported models (seeds {models.meta['seeds']}) on {bars.attrs.get('source', '?')}, "
                       f"{len(bars)} bars {bars.index[0]:%Y-%m-%d}..{bars.index[-1]:%Y-%m-%d}: total return over the whole "

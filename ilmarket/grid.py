@@ -19,7 +19,7 @@ from .core import Config
 from .ddpg import FinalRL, ILBaseline, LongOnly, action_rule
 from .evaluation import BacktestSet, run_metrics, simulate_many
 from .market import sqrt_impact
-from .verdict import DO_NOTHING, Claim, check_runs, tidy_runs
+from .verdict import DO_NOTHING, Claim, check_runs, drop_section, tidy_runs
 
 # %% auto #0
 __all__ = ['GRID_CAPITALS', 'GRID_FEES', 'GRID_COLUMNS', 'GRID_METRIC', 'GRID_STRATEGIES', 'VERDICT_MARKS', 'GRID_HEADING',
@@ -278,12 +278,7 @@ def put_section(report: str,  # REPORT.md's text
                 after: str = AFTER_HEADING,  # the section it follows; absent → at the end
                ) -> str:
     "The report with `section` after the section headed `after`, replacing an earlier version of itself."
-    heading = section.split("\n", 1)[0]
-    text = report
-    if heading in text:  # drop the previous one, up to the next heading of the same level
-        before, rest = text.split(heading, 1)
-        nxt = rest.find("\n## ")
-        text = before.rstrip("\n") + "\n\n" + (rest[nxt + 1:] if nxt >= 0 else "")
+    text = drop_section(report, section.split("\n", 1)[0])  # an earlier version of itself
     if after in text:
         before, rest = text.split(after, 1)
         nxt = rest.find("\n## ")

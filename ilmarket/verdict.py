@@ -30,7 +30,7 @@ __all__ = ['RUNS_NAME', 'RUNS_KEYS', 'RUNS_REQUIRED', 'RUNS_OPTIONAL', 'DO_NOTHI
            'compare_pair', 'Claim', 'holm_adjust', 'decide_claim', 'paper_claims', 'evaluate_claims', 'compute_power',
            'make_power_table', 'return_moments', 'pooled_moments', 'expected_max_sharpe', 'probabilistic_sharpe',
            'deflated_sharpe', 'sharpe_candidates', 'deflate_best', 'make_synthetic_runs', 'plot_intervals',
-           'plot_claims', 'verdict_section', 'put_verdict_first']
+           'plot_claims', 'verdict_section', 'drop_section', 'put_verdict_first']
 
 # %% ../nbs/09a_verdict.ipynb #b4acd353
 RUNS_NAME = "backtest_runs"  # tables/backtest_runs.csv in the run's output folder
@@ -798,14 +798,18 @@ def verdict_section(claims: pd.DataFrame,  # `evaluate_claims`
               "power of this design: [tables/verdict_power.md](tables/verdict_power.md).", ""]
     return "\n".join(lines)
 
+def drop_section(report: str,  # a Markdown report
+                 heading: str,  # a '## ' heading line
+                ) -> str:
+    "The report without the section under `heading`, up to the next heading of the same level (unchanged if absent)."
+    if heading not in report: return report
+    before, rest = report.split(heading, 1)
+    nxt = rest.find("\n## ")
+    return before.rstrip("\n") + "\n\n" + (rest[nxt + 1:] if nxt >= 0 else "")
+
 def put_verdict_first(report: str,  # REPORT.md's text
                       section: str,  # `verdict_section`
                      ) -> str:
     "The report with `section` right under its title, replacing an earlier verdict section."
-    text = report
-    if VERDICT_HEADING in text:  # drop the previous one, up to the next heading of the same level
-        before, rest = text.split(VERDICT_HEADING, 1)
-        nxt = rest.find("\n## ")
-        text = before.rstrip("\n") + "\n\n" + (rest[nxt + 1:] if nxt >= 0 else "")
-    title, _, body = text.partition("\n")
+    title, _, body = drop_section(report, VERDICT_HEADING).partition("\n")
     return f"{title}\n\n{section}\n{body.lstrip(chr(10))}"
