@@ -138,10 +138,16 @@ class SimConfig:
     noise: bool = True  # bootstrapped residual noise; False makes paper mode deterministic
     sqrt_y: float = 0.7  # Y of the square-root law (literature ≈ 0.5–1)
     sqrt_halflife: float | None = None  # bars; None keeps all impact permanent
+    sqrt_permanent: bool = option(True)  # False: the law as an execution cost only (the price never carries it; not gameable)
+    sqrt_base: Literal["synthesis", "static"] = option("synthesis")  # what impact="sqrt" moves: the paper's former or the replay
     vol_window: int = 390  # bars of the rolling σ and V used by the impact law
     warmup: int = 60  # real bars before the synthetic part of an episode
     horizon: int = 390  # synthetic bars per episode
     n_envs: int = 16
+
+    def __post_init__(self):
+        if self.sqrt_base not in ("synthesis", "static"):
+            raise ValueError(f"sim.sqrt_base must be 'synthesis' or 'static', got {self.sqrt_base!r}")
 
 @dataclass(frozen=True)
 class FlowConfig:

@@ -90,24 +90,11 @@ def backtest_episode(bt: BacktestSet,  # the backtest segments
     return Episode(open=nxt, high=nxt, low=nxt, close=nxt, volume=zero, new_session=zero.bool(),
                    sigma=bt.sigma.repeat(reps, 1), vbar=bt.volume.repeat(reps, 1), noise=zero)
 
-class SqrtCost:
+def SqrtCost(base: Any,  # the former of the path (a `Replay`)
+             y: float | torch.Tensor = 0.7,  # the law's Y; (N,) for one per market
+            ) -> SqrtImpact:
     "The square-root law as an execution cost only (temporary impact): each fill pays its own order's impact, no later price moves."
-    name, matched, endogenous = "sqrt_cost", False, False
-
-    def __init__(self, base: Any,  # the former of the path (a `Replay`)
-                 y: float | torch.Tensor = 0.7):  # the law's Y; (N,) for one per market
-        self.base, self.y, self.residuals = base, y, base.residuals
-
-    def reset(self, ep: Episode) -> None:
-        self.base.reset(ep)
-        self.ep = ep
-
-    def move(self, o: Orders) -> tuple[torch.Tensor, torch.Tensor]: return self.base.move(o)  # the path stays the base's
-    def bar(self, o: Orders, close: torch.Tensor): return self.base.bar(o, close)
-
-    def cost(self, o: Orders) -> torch.Tensor:
-        "sign(Q) Y σ √(|Q|/V) of this bar's filled shares, paid by the fill and by nothing after it."
-        return self.base.cost(o) + sqrt_impact(o.filled, self.ep.sigma[:, o.k], self.ep.vbar[:, o.k], self.y)
+    return SqrtImpact(base, y, permanent=False)
 
 @torch.no_grad()
 def simulate_many(policies: Sequence[Any],  # P policies, each with `act(obs (n, F+2) float32) -> (n,)`

@@ -5,7 +5,9 @@
 # %% ../nbs/09b_grid.ipynb #a5649328
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import matplotlib
@@ -15,7 +17,8 @@ import pandas as pd
 import torch
 
 from .agents import fmt_usd, progress_bar
-from .core import Config
+from .core import Config, get_config, get_logger
+from .data import bars_fingerprint
 from .ddpg import FinalRL, ILBaseline, LongOnly, action_rule
 from .evaluation import BacktestSet, run_metrics, simulate_many
 from .market import sqrt_impact
@@ -23,8 +26,10 @@ from .verdict import DO_NOTHING, Claim, check_runs, drop_section, tidy_runs
 
 # %% auto #0
 __all__ = ['GRID_CAPITALS', 'GRID_FEES', 'GRID_COLUMNS', 'GRID_METRIC', 'GRID_STRATEGIES', 'VERDICT_MARKS', 'GRID_HEADING',
-           'AFTER_HEADING', 'GridCell', 'grid_cells', 'closed_out_values', 'grid_runs', 'run_grid', 'tidy_grid',
-           'grid_claims', 'trade_impact_bp', 'grid_table', 'plot_grid', 'grid_section', 'put_section']
+           'AFTER_HEADING', 'POINT_HEADING', 'POINT_ARMS', 'POINT_METRICS', 'GridCell', 'grid_cells',
+           'closed_out_values', 'grid_runs', 'run_grid', 'tidy_grid', 'grid_claims', 'trade_impact_bp', 'grid_table',
+           'plot_grid', 'grid_section', 'put_section', 'point_runs', 'point_claims', 'point_summary', 'point_section',
+           'read_point_sweep']
 
 # %% ../nbs/09b_grid.ipynb #7a993bd6
 GRID_CAPITALS = (1e6, 1e7, 1e8, 1e9, 1e10)  # initial cash of the impact-aware cells, $
@@ -285,3 +290,107 @@ def put_section(report: str,  # REPORT.md's text
         if nxt >= 0: return f"{before}{after}{rest[:nxt + 1]}\n{section}\n{rest[nxt + 1:]}"
         return f"{before}{after}{rest.rstrip(chr(10))}\n\n{section}"
     return f"{text.rstrip(chr(10))}\n\n{section}"
+
+# %% ../nbs/09b_grid.ipynb #1eca346b
+POINT_HEADING = "## Training where impact matters"
+POINT_ARMS = {"DDPG[static]": "RL Baseline", "DDPG[sqrt]": "DDPG[sqrt]"}  # the sweep's strategy → the report's name
+POINT_METRICS = ("closed_return_pct", "total_return_pct", "gross_return_pct", "fee_drag_pct", "turnover")
+
+def point_runs(sweep: pd.DataFrame,  # `sweep_runs.csv` of a sweep over `seed` and `sim.impact` ∋ static, sqrt (chapter 10b)
+              ) -> pd.DataFrame:
+    "The sweep's two arms as a tidy grid (`tidy_grid`): renamed, one capital and fee, Do-Nothing added."
+    missing = [c for c in ("sim.impact", "strategy", *GRID_COLUMNS[:3], "closing_fee") if c not in sweep.columns]
+    if missing: raise ValueError(f"the sweep's runs lack column(s) {missing}: a sweep over sim.impact is needed (chapter 10b)")
+    have = set(sweep["strategy"])
+    if not set(POINT_ARMS) <= have:
+        raise ValueError(f"the sweep needs the arms {sorted(POINT_ARMS)} (sim.impact=static,sqrt); it has {sorted(have)}")
+    for col in ("capital", "fee"):
+        if sweep[col].nunique() != 1: raise ValueError(f"one training point: one {col}, got {sorted(sweep[col].unique())}")
+    keep = [c for c in sweep.columns if c not in ("point", "sim.impact", "train_return")]
+    runs = sweep.loc[sweep["strategy"].isin(list(POINT_ARMS)), keep]
+    return tidy_grid(runs.assign(strategy=runs["strategy"].map(POINT_ARMS)).reset_index(drop=True))
+
+def point_claims(runs: pd.DataFrame,  # `point_runs`
+                ) -> list[Claim]:
+    "Per evaluation mode: the impact-trained arm against the static-trained one, on the closed-out return."
+    return [Claim(f"{mode}: DDPG[sqrt] > RL Baseline (trained at the point)", "DDPG[sqrt]", "RL Baseline", GRID_METRIC,
+                  mode=mode, paper="not in the paper (trained where impact matters)")
+            for mode in dict.fromkeys(runs["mode"])]
+
+def point_summary(runs: pd.DataFrame,  # `point_runs`
+                 ) -> pd.DataFrame:
+    "Per mode and strategy: mean over seeds × segments of each `POINT_METRICS`, and the spread of the seeds' means."
+    g = runs.groupby(["mode", "strategy", "seed"], sort=False)[list(POINT_METRICS)].mean()
+    by = g.groupby(level=["mode", "strategy"], sort=False)
+    out = by.mean().join(by["closed_return_pct"].std(ddof=1).rename("closed_return_pct_seed_sd"))
+    return out.assign(n_seeds=by.size()).reset_index()
+
+def point_section(summary: pd.DataFrame,  # `point_summary`
+                  claims: pd.DataFrame,  # `evaluate_claims` of `point_claims`
+                  power: pd.DataFrame,  # `make_power_table` of the pair, one row per mode
+                  capital: float,  # the point's capital
+                  fee: float,  # the point's fee
+                  command: str = "",  # the sweep's command line, quoted in the section
+                 ) -> str:
+    "Markdown: the two arms' returns net, gross and closed out, the claims' verdicts and the design's power."
+    lines = [POINT_HEADING, "",
+             f"Ten seeds per arm trained at {fmt_usd(capital)} and {1e4 * fee:g} bp by `ilmarket sweep` (chapter 09b "
+             "explains the design): the **RL Baseline** on the static replay, **DDPG[sqrt]** with the square-root law as "
+             "an execution cost; both with the ΔV/V reward and backtested at the point's capital and fee, every "
+             "position sold at the end.", ""]
+    for _, c in claims.iterrows():
+        lines.append(f"- **{c['mode']}**: DDPG[sqrt] − RL Baseline = **{c['estimate']:+.3g} points** "
+                     f"[{c['ci_low']:.3g}, {c['ci_high']:.3g}], Holm p {c['p_holm']:.3g}, P(DDPG[sqrt] better) "
+                     f"{c['prob_better']:.2f}: *{c['verdict']}*.")
+    for _, p in power.iterrows():
+        lines.append(f"- Smallest effect detectable at 80% power ({p['mode']}): {p['mde']:.3g} points with "
+                     f"{int(p['n_seeds'])} seeds × {int(p['n_segments'])} segments.")
+    lines += ["", "| mode | strategy | closed out | net | gross | fee drag | turnover | seed sd (closed) | seeds |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for _, r in summary.iterrows():
+        lines.append(f"| {r['mode']} | {r['strategy']} | {r['closed_return_pct']:.3g} | {r['total_return_pct']:.3g} | "
+                     f"{r['gross_return_pct']:.3g} | {r['fee_drag_pct']:.3g} | {r['turnover']:.3g} | "
+                     f"{r['closed_return_pct_seed_sd']:.3g} | {int(r['n_seeds'])} |")
+    lines += ["", "Returns in %, means over seeds × segments; `impact` is the square-root law at the point's capital. "
+              "Tables: [tables/point_summary.md](tables/point_summary.md), [tables/point_claims.md](tables/point_claims.md),"
+              " every run in tables/point_runs.csv; the sweep's own files in sweep/."]
+    if command: lines += ["", f"Made by `{command}`."]
+    return "\n".join(lines) + "\n"
+
+def _flat(d: Mapping[str, Any], pre: str = "") -> dict[str, Any]:
+    "A nested config dict as {'section.field': value}."
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, Mapping): out.update(_flat(v, f"{pre}{k}."))
+        else: out[f"{pre}{k}"] = v
+    return out
+
+def read_point_sweep(folder: str | Path,  # a sweep's folder (`<out>/sweep`, chapter 10b)
+                     bars: pd.DataFrame,  # the run's bars: the sweep must have trained on the same ones
+                    ) -> tuple[pd.DataFrame, str] | None:
+    "The rows and command line of a finished sweep over `sim.impact` ∋ static, sqrt on these bars; None (logged why) otherwise."
+    log, folder = get_logger("ilmarket.grid"), Path(folder)
+    if not (folder / "manifest.json").is_file(): return None
+    try:
+        man = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        runs = pd.read_csv(folder / "sweep_runs.csv")
+    except (OSError, ValueError) as e:
+        log.warning(f"{folder}: the sweep cannot be read ({type(e).__name__}: {e}); its section is left out")
+        return None
+    why = []
+    if man.get("data", {}).get("fingerprint") != bars_fingerprint(bars): why.append("its bars are not this run's")
+    if not {"static", "sqrt"} <= set(man.get("grid", {}).get("sim.impact", [])):
+        why.append("it is not a sweep over sim.impact = static, sqrt")
+    left = [p["digest"] for p in man.get("points", []) if p.get("status") not in ("ran", "skipped")]
+    if left: why.append(f"{len(left)} of its points did not finish")
+    if why:
+        log.warning(f"{folder}: {'; '.join(why)}; its section is left out")
+        return None
+    as_json = lambda x: json.loads(json.dumps(x, default=str))  # the manifest's own round trip (tuples → lists)
+    cfg, base = _flat(as_json(man["config"])), _flat(as_json(get_config(man["profile"]).to_dict()))
+    skip = {"profile", "seed", "out_dir", "data.data_path", *man["grid"]}
+    sets = " ".join(f"--set {k}={v}" for k, v in cfg.items() if k not in skip and base.get(k) != v)
+    grid = " ".join(f"--grid {k}={','.join(map(str, v))}" for k, v in man["grid"].items())
+    data = f" --data {cfg['data.data_path']}" if cfg.get("data.data_path") else ""
+    return runs, f"ilmarket sweep --profile {man['profile']}{data} {grid} {sets}".rstrip()
+

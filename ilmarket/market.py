@@ -29,9 +29,9 @@ from .synthesis import SynthArtifacts
 __all__ = ['SIM_STATE', 'FEATURE_BOUNDS', 'ACCOUNT_BOUNDS', 'match_orders', 'bootstrap_noise', 'sqrt_impact', 'MarketData',
            'make_market_data', 'check_actions', 'execute_orders', 'pay_own_impact', 'Episode', 'episode_window',
            'Orders', 'PriceFormer', 'SynthesisPrice', 'Replay', 'SqrtImpact', 'own_impact', 'centred_mean',
-           'flow_noise', 'FlowPrice', 'make_price_former', 'FeatureStreamLike', 'stacked_mlp', 'warm_up',
-           'initial_holdings', 'check_anchors', 'MarketSim', 'sim_state', 'load_sim_state', 'observation_box',
-           'clip_observation', 'MarketEnv', 'MarketVecEnv', 'make_sim', 'play']
+           'flow_noise', 'FlowPrice', 'make_price_former', 'needs_synthesis', 'FeatureStreamLike', 'stacked_mlp',
+           'warm_up', 'initial_holdings', 'check_anchors', 'MarketSim', 'sim_state', 'load_sim_state',
+           'observation_box', 'clip_observation', 'MarketEnv', 'MarketVecEnv', 'make_sim', 'play']
 
 # %% ../nbs/07_simulator.ipynb #bf160690
 def match_orders(cash: torch.Tensor,  # (N, P) cash of the P participants in N markets
@@ -301,12 +301,14 @@ class SqrtImpact:
                  base: PriceFormer,  # the former whose close the impact moves
                  y: float | torch.Tensor = 0.7,  # the law's Y; (N,) for one per market
                  halflife: float | None = None,  # bars; None keeps the impact permanent
+                 permanent: bool = True,  # False: an execution cost only, the fill pays it and the price never carries it
                 ):
         if halflife is not None and not halflife > 0:
             raise ValueError(f"halflife must be positive or None, got {halflife!r}")
-        self.base, self.y = base, y
+        self.base, self.y, self.permanent = base, y, bool(permanent)
         self.decay = 1.0 if halflife is None else 0.5 ** (1.0 / float(halflife))
-        self.name = "sqrt" if base.name == "synthesis" else f"sqrt({base.name})"
+        law = "sqrt" if self.permanent else "sqrt_cost"
+        self.name = law if base.name == "synthesis" else f"{law}({base.name})"
         self.matched, self.endogenous, self.residuals = base.matched, base.endogenous, base.residuals
 
     def reset(self, ep: Episode) -> None:
@@ -316,6 +318,7 @@ class SqrtImpact:
     def move(self, o: Orders) -> tuple[torch.Tensor, torch.Tensor]:
         "The base's (ref, ret) with ret raised by the impact the price does not carry yet."
         ref, ret = self.base.move(o)
+        if not self.permanent: return ref, ret  # an execution cost: the path stays the base's
         level = self.decay * self.level + sqrt_impact(o.filled, self.ep.sigma[:, o.k], self.ep.vbar[:, o.k], self.y)
         carried = self.level if self.base.endogenous else torch.zeros_like(level)
         self.level = level
@@ -454,7 +457,7 @@ class FlowPrice:
 
 # %% ../nbs/07_simulator.ipynb #bf6a722b
 def make_price_former(impact: Impact,  # "synthesis", "sqrt", "static" or "flow"
-                      cfg: Config,  # run config: `sim.sqrt_y`, `sim.sqrt_halflife`, `sim.noise`, `synthesis.target`
+                      cfg: Config,  # run config: `sim.sqrt_*`, `sim.noise`, `synthesis.target`
                       synth: nn.Module | None = None,  # the synthesis net; not needed by "static"
                       residuals: np.ndarray | torch.Tensor | None = None,  # (R,) its fit residuals, the noise pool
                      ) -> PriceFormer:
@@ -469,13 +472,22 @@ def make_price_former(impact: Impact,  # "synthesis", "sqrt", "static" or "flow"
                          f.range_mix, f.volume_kappa, f.noise_window, f.whiten, f.range_window)
     if impact not in ("synthesis", "sqrt"):  # the dispatch is exhaustive over `Impact`: anything else is refused
         raise ValueError(f"impact must be one of {list(IMPACTS)}, got {impact!r}")
+    law = lambda base: SqrtImpact(base, cfg.sim.sqrt_y, cfg.sim.sqrt_halflife, cfg.sim.sqrt_permanent)
+    if impact == "sqrt" and cfg.sim.sqrt_base == "static": return law(Replay())  # the law on the real path alone
     if synth is None:
         raise ValueError(f"impact={impact!r} needs the synthesis net; impact='static' is the static replay")
     if residuals is None:
         if cfg.sim.noise: raise ValueError("noise=True needs the synthesis residuals")
         residuals = np.zeros(1)
     paper = SynthesisPrice(synth, residuals, cfg.synthesis.target)
-    return paper if impact == "synthesis" else SqrtImpact(paper, cfg.sim.sqrt_y, cfg.sim.sqrt_halflife)
+    return paper if impact == "synthesis" else law(paper)
+
+def needs_synthesis(impact: Impact,  # the mode
+                    cfg: Config,  # run config: `sim.sqrt_base`
+                   ) -> bool:
+    "Whether `make_price_former` needs the synthesis net (or its residuals) for `impact`: all but the replay and the law on it."
+    return not (impact == "static" or (impact == "sqrt" and cfg.sim.sqrt_base == "static"))
+
 
 # %% ../nbs/07_simulator.ipynb #39c8a318
 class FeatureStreamLike(Protocol):

@@ -25,7 +25,7 @@ from .ddpg import (HISTORY_COLUMNS, Actor, CheckpointMismatch, FinalRL, ILBaseli
 from .evaluation import (BacktestSet, load_backtest_set, make_backtest_set, run_evaluation, run_metrics,
                                  select_checkpoint, simulate_backtests)
 from .features import FEATURES, compute_features
-from .market import MarketEnv, MarketSim, MarketVecEnv, make_market_data, make_sim
+from .market import MarketEnv, MarketSim, MarketVecEnv, make_market_data, make_sim, needs_synthesis
 from .segments import make_segments
 from .synthesis import (SynthArtifacts, evaluate_synthesis, fit_synthesis, load_synthesis, make_rollout_data,
                                 make_synth_data, save_synthesis, synthesis_digest)
@@ -186,7 +186,7 @@ class Pipeline:
            ) -> MarketSim:
         "The batched simulator (chapter 07) on this run's models."
         mode = self.impact(impact)
-        return make_sim(self.cfg, self.bars, self.il, None if mode == "static" else self.synthesis, self.segments,
+        return make_sim(self.cfg, self.bars, self.il, self.synthesis if needs_synthesis(mode, self.cfg) else None, self.segments,
                         n_envs=n_envs, impact=mode, role=role)
 
     def env(self, impact: Impact | None = None) -> MarketEnv:
@@ -207,7 +207,7 @@ class Pipeline:
 
     def _rl_key(self, mode: Impact, population: bool) -> str:
         "An agent's identity: its environment's inputs, the DDPG config and, for a population member, that path."
-        synth = None if mode == "static" else self.synthesis
+        synth = self.synthesis if needs_synthesis(mode, self.cfg) else None
         key = rl_run_key(self.cfg, self.il, synth) + f"|{self.cfg.digest('ddpg')}"
         return key + "|population" if population else key
 

@@ -25,9 +25,10 @@ from .core import (Config, FLOAT_FORMAT, atomic_write, check_impact, get_config,
                            out_dir as run_out_dir, package_versions, parse_setting, seed_everything, sha256_file,
                            to_markdown)
 from .data import bars_fingerprint
-from .ddpg import FinalRL, train_ddpg
-from .evaluation import METRICS, BacktestSet, evaluate_policies, load_backtest_set
-from .market import make_sim
+from .ddpg import FinalRL, action_rule, train_ddpg
+from .evaluation import METRICS, BacktestSet, load_backtest_set
+from .grid import GridCell, grid_runs
+from .market import make_sim, needs_synthesis
 from .pipeline import Pipeline
 from .synthesis import SynthArtifacts
 
@@ -37,10 +38,10 @@ except ImportError:
     ray = None
 
 # %% auto #0
-__all__ = ['SEED_KEY', 'SHARED_SECTIONS', 'INERT_KEYS', 'SUMMARY_METRICS', 'check_grid_key', 'parse_grid_entry', 'parse_grid',
-           'grid_points', 'SweepPoint', 'point_config', 'point_digest', 'point_file', 'SweepShared', 'evaluate_agent',
-           'one_thread', 'run_point', 'run_in_process', 'run_on_ray', 'machine_cpus', 'ray_cluster', 'SweepError',
-           'write_point', 'with_values', 'read_point', 'summarise_sweep', 'write_manifest', 'run_sweep']
+__all__ = ['SEED_KEY', 'SHARED_SECTIONS', 'INERT_KEYS', 'EVAL_MODES', 'SUMMARY_METRICS', 'check_grid_key', 'parse_grid_entry',
+           'parse_grid', 'grid_points', 'SweepPoint', 'point_config', 'point_digest', 'point_file', 'SweepShared',
+           'evaluate_agent', 'one_thread', 'run_point', 'run_in_process', 'run_on_ray', 'machine_cpus', 'ray_cluster',
+           'SweepError', 'write_point', 'with_values', 'read_point', 'summarise_sweep', 'write_manifest', 'run_sweep']
 
 # %% ../nbs/10b_sweep.ipynb #af97a368
 SEED_KEY = "seed"  # the agent's seed: networks, exploration, replay sampling and the simulator's episodes
@@ -165,16 +166,18 @@ class SweepShared:
     il: ILArtifacts  # the IL ensemble, its baseline and the feature scaler
     synthesis: SynthArtifacts | None  # the synthesis net; None when every point trains on the static replay
 
+EVAL_MODES = ("static", "impact")  # a point's two backtest modes: the static replay, and the point's law at its cash
+
 def evaluate_agent(actor: torch.nn.Module,  # a trained DDPG actor
                    bt: BacktestSet,  # the run's backtest segments
-                   cfg: Config,  # the point's config: eval.initial_cash, eval.fee, sim.sqrt_y, sim.sqrt_halflife
+                   cfg: Config,  # the point's config: `eval.initial_cash`, `eval.fee`, `sim.sqrt_*`, `ddpg.action_rule`
                   ) -> pd.DataFrame:
-    "Runs-schema rows of the agent on every backtest segment × evaluation mode, with the return gross of fees."
+    "Runs-schema rows of the agent on every backtest segment × evaluation mode: gross of fees, and closed out at the end."
     ev = cfg.eval
-    settings = (("static", None, 1.0), ("impact", cfg.sim.sqrt_y, 1.0))
-    rows, _ = evaluate_policies({f"DDPG[{cfg.sim.impact}]": FinalRL(actor)}, bt, ev.initial_cash, ev.fee, settings,
-                                cfg.sim.sqrt_halflife, seed=cfg.seed)
-    return rows.assign(gross_return=rows["total_return"] + rows["fee_paid"] / ev.initial_cash)
+    cells = [GridCell(None, ev.initial_cash, ev.fee), GridCell(cfg.sim.sqrt_y, ev.initial_cash, ev.fee, cfg.sim.sqrt_permanent)]
+    rows = grid_runs({f"DDPG[{cfg.sim.impact}]": FinalRL(actor, action_rule(cfg.ddpg))}, bt, cells,
+                     cfg.sim.sqrt_halflife, seed=cfg.seed)
+    return rows.assign(mode=rows["mode"].map({c.mode: m for c, m in zip(cells, EVAL_MODES)}))
 
 @contextmanager
 def one_thread() -> Iterator[None]:
@@ -189,11 +192,11 @@ def run_point(shared: SweepShared,  # the shared models and data
              ) -> pd.DataFrame:
     "Train one DDPG agent in the point's simulator and backtest it: one row per backtest segment × evaluation mode."
     impact = cfg.sim.impact
-    if impact != "static" and shared.synthesis is None:
+    if needs_synthesis(impact, cfg) and shared.synthesis is None:
         raise ValueError(f"sim.impact {impact!r} needs the synthesis net, and none was shared")
     with one_thread():
         seed_everything(cfg.seed)
-        sim = make_sim(cfg, shared.bars, shared.il, None if impact == "static" else shared.synthesis,
+        sim = make_sim(cfg, shared.bars, shared.il, shared.synthesis if needs_synthesis(impact, cfg) else None,
                        shared.segments, impact=impact)
         actor, hist = train_ddpg(sim, cfg, cfg.seed, progress=False)
         bt = load_backtest_set(cfg, shared.bars, shared.segments, shared.il.scaler, feats=shared.feats)
@@ -292,7 +295,7 @@ def read_point(folder: str | Path,  # the sweep's folder
     return df
 
 # %% ../nbs/10b_sweep.ipynb #7965e6fd
-SUMMARY_METRICS = ("total_return", "gross_return", "sharpe", "max_drawdown", "turnover")
+SUMMARY_METRICS = ("total_return", "gross_return", "closed_return", "sharpe", "max_drawdown", "turnover")
 
 def summarise_sweep(runs: pd.DataFrame,  # the gathered rows (`sweep_runs.csv`)
                     keys: Sequence[str],  # the grid's keys
@@ -387,7 +390,7 @@ def run_sweep(grid: Mapping[str, Sequence[Any]],  # {key: values}, e.g. `parse_g
     run_info, t_models = {"kind": "none (every point finished earlier)"}, 0.0
     if todo:
         tm = time.perf_counter()
-        needs_synth = any(p.cfg.sim.impact != "static" for p in todo)
+        needs_synth = any(needs_synthesis(p.cfg.sim.impact, p.cfg) for p in todo)
         shared = SweepShared(pipe.bars, pipe.feats, pipe.segments, pipe.il, pipe.synthesis if needs_synth else None)
         t_models = time.perf_counter() - tm
         with ray_cluster(address) if use_ray else nullcontext({"kind": "in-process", "cpus": 1}) as run_info:
