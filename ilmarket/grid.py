@@ -331,6 +331,7 @@ def point_section(summary: pd.DataFrame,  # `point_summary`
                   capital: float,  # the point's capital
                   fee: float,  # the point's fee
                   command: str = "",  # the sweep's command line, quoted in the section
+                  fixed: Mapping[str, pd.Series] | None = None,  # mode → the grid's row of the same cell (`grid_table`)
                  ) -> str:
     "Markdown: the two arms' returns net, gross and closed out, the claims' verdicts and the design's power."
     lines = [POINT_HEADING, "",
@@ -351,6 +352,11 @@ def point_section(summary: pd.DataFrame,  # `point_summary`
         lines.append(f"| {r['mode']} | {r['strategy']} | {r['closed_return_pct']:.3g} | {r['total_return_pct']:.3g} | "
                      f"{r['gross_return_pct']:.3g} | {r['fee_drag_pct']:.3g} | {r['turnover']:.3g} | "
                      f"{r['closed_return_pct_seed_sd']:.3g} | {int(r['n_seeds'])} |")
+    for mode, r in (fixed or {}).items():
+        lines.append(f"\nThe fixed strategies in the same cell of the grid ({r['mode']}): " + ", ".join(
+            f"{k} {r[k]:.3g}" for k in ("Long-Only", "IL Baseline", DO_NOTHING) if k in r.index and pd.notna(r[k]))
+                     + f"; the agents trained at the paper's point: Final RL {r.get('Final RL', np.nan):.3g}, "
+                     f"RL Baseline {r.get('RL Baseline', np.nan):.3g} (mode `{mode}` above).")
     lines += ["", "Returns in %, means over seeds × segments; `impact` is the square-root law at the point's capital. "
               "Tables: [tables/point_summary.md](tables/point_summary.md), [tables/point_claims.md](tables/point_claims.md),"
               " every run in tables/point_runs.csv; the sweep's own files in sweep/."]
