@@ -41,7 +41,7 @@ browser:
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
 test: install sync browser docs
-	$(PY) -m pytest -q -p no:cacheprovider tests
+	$(PY) -m pytest -q -p no:cacheprovider --durations=25 tests
 
 # speed figures with their baselines → reports/bench/bench.json and BENCH.md (see bench/README.md)
 bench: install
