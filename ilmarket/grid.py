@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -15,6 +16,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
+from scipy import integrate, optimize, stats
 
 from .agents import fmt_usd, progress_bar
 from .core import Config, get_config, get_logger
@@ -22,14 +24,14 @@ from .data import bars_fingerprint
 from .ddpg import FinalRL, ILBaseline, LongOnly, action_rule
 from .evaluation import BacktestSet, run_metrics, simulate_many
 from .market import sqrt_impact
-from .verdict import DO_NOTHING, Claim, check_runs, drop_section, tidy_runs
+from .verdict import DO_NOTHING, Claim, check_runs, drop_section, evaluate_claims, tidy_runs
 
 # %% auto #0
 __all__ = ['GRID_CAPITALS', 'GRID_FEES', 'GRID_COLUMNS', 'GRID_METRIC', 'GRID_STRATEGIES', 'VERDICT_MARKS', 'GRID_HEADING',
-           'AFTER_HEADING', 'POINT_HEADING', 'POINT_ARMS', 'POINT_METRICS', 'GridCell', 'grid_cells',
-           'closed_out_values', 'grid_runs', 'run_grid', 'tidy_grid', 'grid_claims', 'trade_impact_bp', 'grid_table',
-           'plot_grid', 'grid_section', 'put_section', 'point_runs', 'point_claims', 'point_summary', 'point_section',
-           'read_point_sweep']
+           'AFTER_HEADING', 'POINT_HEADING', 'POINT_ARMS', 'POINT_FIRST_LOOK', 'POINT_METRICS', 'GridCell',
+           'grid_cells', 'closed_out_values', 'grid_runs', 'run_grid', 'tidy_grid', 'grid_claims', 'trade_impact_bp',
+           'grid_table', 'plot_grid', 'grid_section', 'put_section', 'point_runs', 'point_claims', 'point_summary',
+           'point_section', 'read_point_sweep', 'pocock_level', 'two_look_error', 'point_looks']
 
 # %% ../nbs/09b_grid.ipynb #7a993bd6
 GRID_CAPITALS = (1e6, 1e7, 1e8, 1e9, 1e10)  # initial cash of the impact-aware cells, $
@@ -294,6 +296,7 @@ def put_section(report: str,  # REPORT.md's text
 # %% ../nbs/09b_grid.ipynb #1eca346b
 POINT_HEADING = "## Training where impact matters"
 POINT_ARMS = {"DDPG[static]": "RL Baseline", "DDPG[sqrt]": "DDPG[sqrt]"}  # the sweep's strategy → the report's name
+POINT_FIRST_LOOK = 10  # seeds per arm of the design as first planned; a sweep with more has a second look
 POINT_METRICS = ("closed_return_pct", "total_return_pct", "gross_return_pct", "fee_drag_pct", "turnover")
 
 def point_runs(sweep: pd.DataFrame,  # `sweep_runs.csv` of a sweep over `seed` and `sim.impact` ∋ static, sqrt (chapter 10b)
@@ -325,26 +328,47 @@ def point_summary(runs: pd.DataFrame,  # `point_runs`
     out = by.mean().join(by["closed_return_pct"].std(ddof=1).rename("closed_return_pct_seed_sd"))
     return out.assign(n_seeds=by.size()).reset_index()
 
+def _claim_line(c: pd.Series) -> str:
+    level = c.get("level", 0.05)
+    return (f"DDPG[sqrt] − RL Baseline = **{c['estimate']:+.3g} points** [{c['ci_low']:.3g}, {c['ci_high']:.3g}] "
+            f"({100 * (1 - level):.3g}% interval), Holm p {c['p_holm']:.3g} at level {level:.3g}, P(DDPG[sqrt] better) "
+            f"{c['prob_better']:.2f}: *{c['verdict']}*")
+
 def point_section(summary: pd.DataFrame,  # `point_summary`
-                  claims: pd.DataFrame,  # `evaluate_claims` of `point_claims`
+                  claims: pd.DataFrame,  # `point_looks` (or `evaluate_claims` of `point_claims`: one look at 5%)
                   power: pd.DataFrame,  # `make_power_table` of the pair, one row per mode
                   capital: float,  # the point's capital
                   fee: float,  # the point's fee
                   command: str = "",  # the sweep's command line, quoted in the section
                   fixed: Mapping[str, pd.Series] | None = None,  # mode → the grid's row of the same cell (`grid_table`)
                  ) -> str:
-    "Markdown: the two arms' returns net, gross and closed out, the claims' verdicts and the design's power."
+    "Markdown: the two arms' returns net, gross and closed out, the claims' verdicts at each look and the design's power."
+    if "look" not in claims.columns: claims = claims.assign(look="first look", level=0.05, decides=True, seeds="")
+    n_seeds = int(summary["n_seeds"].max())
     lines = [POINT_HEADING, "",
-             f"Ten seeds per arm trained at {fmt_usd(capital)} and {1e4 * fee:g} bp by `ilmarket sweep` (chapter 09b "
-             "explains the design): the **RL Baseline** on the static replay, **DDPG[sqrt]** with the square-root law as "
-             "an execution cost; both with the ΔV/V reward and backtested at the point's capital and fee, every "
+             f"{n_seeds} seeds per arm trained at {fmt_usd(capital)} and {1e4 * fee:g} bp by `ilmarket sweep` (chapter "
+             "09b explains the design): the **RL Baseline** on the static replay, **DDPG[sqrt]** with the square-root "
+             "law as an execution cost; both with the ΔV/V reward and backtested at the point's capital and fee, every "
              "position sold at the end.", ""]
-    for _, c in claims.iterrows():
-        lines.append(f"- **{c['mode']}**: DDPG[sqrt] − RL Baseline = **{c['estimate']:+.3g} points** "
-                     f"[{c['ci_low']:.3g}, {c['ci_high']:.3g}], Holm p {c['p_holm']:.3g}, P(DDPG[sqrt] better) "
-                     f"{c['prob_better']:.2f}: *{c['verdict']}*.")
+    for look, g in claims.groupby("look", sort=False):
+        seeds = f"seeds {g['seeds'].iloc[0]}, " if g["seeds"].iloc[0] else ""
+        tag = f"**Decision**, {look}" if bool(g["decides"].iloc[0]) else look.capitalize()
+        lines += [f"{tag} ({seeds}level {float(g['level'].iloc[0]):.3g}):", ""]
+        lines += [f"- **{c['mode']}**: {_claim_line(c)}." for _, c in g.iterrows()]
+        lines.append("")
+    if claims["look"].nunique() > 1:
+        first, pooled = claims[claims["look"] == "first look"], claims[claims["look"] == "all seeds"]
+        a1, a2 = float(first["level"].iloc[0]), float(pooled["level"].iloc[0])
+        info = int(first["n_seeds"].iloc[0]) / int(pooled["n_seeds"].iloc[0])
+        said = ", ".join(f"{m} *{v}*" for m, v in zip(first["mode"], first["verdict"]))
+        lines += [f"The first look (seeds {first['seeds'].iloc[0]}) was planned as the only one ({said}); more seeds "
+                  "were then trained by the same command, and the claims are decided on them alone: a replication on "
+                  f"seeds the first look never saw, at the design's level {a1:.2g}. The pooled seeds are the more "
+                  f"precise estimate but not a clean test: even at Pocock's two-look level {a2:.3g}, a second look "
+                  f"after a first one tested at {a1:.2g} rejects a true null with probability "
+                  f"{two_look_error(a1, a2, info):.3g}.", ""]
     for _, p in power.iterrows():
-        lines.append(f"- Smallest effect detectable at 80% power ({p['mode']}): {p['mde']:.3g} points with "
+        lines.append(f"- Smallest effect detectable at 80% power, two-sided 5% ({p['mode']}): {p['mde']:.3g} points with "
                      f"{int(p['n_seeds'])} seeds × {int(p['n_segments'])} segments.")
     lines += ["", "| mode | strategy | closed out | net | gross | fee drag | turnover | seed sd (closed) | seeds |",
               "|---|---|---|---|---|---|---|---|---|"]
@@ -400,3 +424,61 @@ def read_point_sweep(folder: str | Path,  # a sweep's folder (`<out>/sweep`, cha
     data = f" --data {cfg['data.data_path']}" if cfg.get("data.data_path") else ""
     return runs, f"ilmarket sweep --profile {man['profile']}{data} {grid} {sets}".rstrip()
 
+
+
+# %% ../nbs/09b_grid.ipynb #6c25624c
+def _both_within(c1: float,  # first look's two-sided critical value
+                 c2: float,  # second look's
+                 rho: float,  # correlation of the two looks' statistics
+                ) -> float:
+    "P(|Z₁| ≤ c1 and |Z₂| ≤ c2) for standard normals with correlation rho (one-dimensional quadrature)."
+    s = math.sqrt(1.0 - rho * rho)
+    inner = lambda u: stats.norm.pdf(u) * (stats.norm.cdf((c2 - rho * u) / s) - stats.norm.cdf((-c2 - rho * u) / s))
+    return float(integrate.quad(inner, -c1, c1, epsabs=1e-14, epsrel=1e-12)[0])
+
+def _check_info(info: float) -> float:
+    if not 0.0 < info < 1.0: raise ValueError(f"info is the first look's share n1/n2 of the seeds, in (0, 1); got {info!r}")
+    return math.sqrt(info)
+
+def pocock_level(info: float,  # the first look's share of the second look's seeds, n₁/n₂ in (0, 1)
+                 alpha: float = 0.05,  # the two looks' family-wise two-sided level
+                ) -> float:
+    "Two-sided nominal level of each of two looks whose union rejects a true null with probability `alpha` (Pocock)."
+    rho = _check_info(info)
+    excess = lambda c: 1.0 - _both_within(c, c, rho) - alpha
+    c = optimize.brentq(excess, stats.norm.isf(alpha / 2), stats.norm.isf(alpha / 4), xtol=1e-12)  # one look … Bonferroni
+    return float(2.0 * stats.norm.sf(c))
+
+def two_look_error(alpha1: float,  # two-sided level of the first look
+                   alpha2: float,  # two-sided level of the second, taken when the first did not reject
+                   info: float,  # n₁/n₂
+                  ) -> float:
+    "Probability that a true null is rejected at the first look or, failing that, at the second."
+    return 1.0 - _both_within(stats.norm.isf(alpha1 / 2), stats.norm.isf(alpha2 / 2), _check_info(info))
+
+def _seed_span(seeds: Sequence[int]) -> str:
+    s = sorted(int(x) for x in seeds)
+    return f"{s[0]}–{s[-1]}" if s == list(range(s[0], s[-1] + 1)) else ", ".join(map(str, s))
+
+def point_looks(runs: pd.DataFrame,  # `point_runs`
+                first: int,  # seeds of the first look: the `first` smallest seed numbers
+                rng: np.random.Generator,  # the resamples' randomness, drawn in the order first, all, new
+                n_boot: int = 10_000,  # resamples per look
+                alpha: float = 0.05,  # family-wise level of the design
+               ) -> pd.DataFrame:
+    """`point_claims` decided at each look, the deciding look first: with no seeds beyond the first look, that look at
+    `alpha`; else the new seeds alone at `alpha` (a replication), all seeds at `pocock_level`, the first look at `alpha`."""
+    seeds = sorted(int(s) for s in runs["seed"].dropna().unique())
+    if first < 2 or first > len(seeds): raise ValueError(f"the first look needs 2 … {len(seeds)} seeds, got first={first}")
+    old, new = seeds[:first], seeds[first:]
+    looks = [("first look", old, alpha)]
+    if new: looks += [("all seeds", seeds, pocock_level(first / len(seeds), alpha)), ("new seeds only", new, alpha)]
+    out = {}
+    for name, ss, level in looks:
+        sub = runs[runs["seed"].isin(ss) | runs["seed"].isna()]
+        out[name] = evaluate_claims(sub, point_claims(sub), rng, n_boot, alpha=level).assign(
+            look=name, seeds=_seed_span(ss), level=level, decides=False)
+    order = ["new seeds only", "all seeds", "first look"] if new else ["first look"]
+    table = pd.concat([out[k] for k in order], ignore_index=True)
+    table.loc[table["look"] == order[0], "decides"] = True
+    return table
