@@ -40,8 +40,11 @@ docs: install
 browser:
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
+# the suite on one worker per core, at most 4, each single-threaded (a file per worker; tests/conftest.py orders them)
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
+
 test: install sync browser docs
-	$(PY) -m pytest -q -p no:cacheprovider --durations=25 tests
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations=25 tests
 
 # speed figures with their baselines → reports/bench/bench.json and BENCH.md (see bench/README.md)
 bench: install
