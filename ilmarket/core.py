@@ -140,6 +140,7 @@ class SimConfig:
     sqrt_halflife: float | None = None  # bars; None keeps all impact permanent
     sqrt_permanent: bool = option(True)  # False: the law as an execution cost only (the price never carries it; not gameable)
     sqrt_base: Literal["synthesis", "static"] = option("synthesis")  # what impact="sqrt" moves: the paper's former or the replay
+    fill: Literal["pool", "dealer"] = option("pool")  # the orders of a pool market: matched pro rata (paper), or all filled at p_t
     vol_window: int = 390  # bars of the rolling σ and V used by the impact law
     warmup: int = 60  # real bars before the synthetic part of an episode
     horizon: int = 390  # synthetic bars per episode
@@ -148,6 +149,8 @@ class SimConfig:
     def __post_init__(self):
         if self.sqrt_base not in ("synthesis", "static"):
             raise ValueError(f"sim.sqrt_base must be 'synthesis' or 'static', got {self.sqrt_base!r}")
+        if self.fill not in ("pool", "dealer"):
+            raise ValueError(f"sim.fill must be 'pool' or 'dealer', got {self.fill!r}")
 
 @dataclass(frozen=True)
 class FlowConfig:

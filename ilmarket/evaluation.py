@@ -28,11 +28,11 @@ from .segments import role_segments, segment_slices
 
 # %% auto #0
 __all__ = ['METRICS', 'SELECTED', 'STRATEGIES', 'PAPER_TABLE1', 'PAPER_TABLE2', 'PAPER_CASES', 'PCT', 'STYLE', 'REPORT_TITLES',
-           'REPORT_FIGURES', 'BacktestSet', 'make_backtest_set', 'backtest_episode', 'SqrtCost', 'simulate_many',
-           'simulate_backtests', 'run_metrics', 'evaluate_policies', 'gross_returns', 'make_table1', 'make_table2',
-           'make_table5', 'stress_mode', 'evaluation_label', 'make_ablation_table', 'plot_risk_return', 'pick_case',
-           'plot_backtest', 'check_claims', 'make_report', 'write_report', 'earlier_tables', 'select_checkpoint',
-           'load_backtest_set', 'run_evaluation']
+           'REPORT_FIGURES', 'BacktestSet', 'make_backtest_set', 'input_range', 'backtest_episode', 'SqrtCost',
+           'simulate_many', 'simulate_backtests', 'run_metrics', 'evaluate_policies', 'gross_returns', 'make_table1',
+           'make_table2', 'make_table5', 'stress_mode', 'evaluation_label', 'make_ablation_table', 'plot_risk_return',
+           'pick_case', 'plot_backtest', 'check_claims', 'make_report', 'write_report', 'earlier_tables',
+           'select_checkpoint', 'load_backtest_set', 'run_evaluation']
 
 # %% ../nbs/09_evaluation.ipynb #48f24252
 @dataclass(frozen=True)
@@ -79,6 +79,31 @@ def make_backtest_set(bars: pd.DataFrame,  # bars frame with `attrs["freq"]`
                        feats=torch.from_numpy(feats[padded]), mask=torch.from_numpy(mask),
                        sigma=torch.from_numpy(sigma[padded]), volume=torch.from_numpy(vol[padded]),
                        index=tuple(bars.index[p] for p in pos), bar_minutes=int(bar_minutes))
+
+# %% ../nbs/09_evaluation.ipynb #1148e173
+def input_range(bt: BacktestSet,  # the backtests, features scaled to the fitted range [0, 1]
+                names: Sequence[str] | None = None,  # the feature columns' names; None → `FEATURES` when the count matches
+               ) -> pd.DataFrame:
+    "Per backtest: how many of its bars and inputs lie outside [0, 1], the range of the rows the scaler was fitted on."
+    F = int(bt.feats.shape[-1])
+    names = list(names) if names is not None else (list(FEATURES) if F == len(FEATURES) else [f"x{k}" for k in range(F)])
+    if len(names) != F: raise ValueError(f"input_range: {len(names)} names for {F} feature columns")
+    rows = []
+    for i, L in enumerate(bt.lengths):
+        x = bt.feats[i, :int(L)].double().numpy()
+        below, above = x < 0, x > 1
+        out = below | above
+        share = out.mean(0)
+        k = int(share.argmax())
+        seg = bt.segs.iloc[i]
+        rows.append({"seg_id": int(seg["seg_id"]), "regime": seg.get("regime"), "start": pd.Timestamp(seg["start"]).date(),
+                     "n_bars": int(L), "bars_outside_pct": 100 * float(out.any(1).mean()),
+                     "inputs_outside_pct": 100 * float(out.mean()), "below_pct": 100 * float(below.mean()),
+                     "above_pct": 100 * float(above.mean()), "most_outside": names[k] if share[k] > 0 else "",
+                     "most_outside_pct": 100 * float(share[k]),
+                     "farthest": float(max(0.0, -x.min(), x.max() - 1))})
+    return pd.DataFrame(rows)
+
 
 # %% ../nbs/09_evaluation.ipynb #e3da3706
 def backtest_episode(bt: BacktestSet,  # the backtest segments
@@ -453,6 +478,7 @@ REPORT_TITLES = {"table1_aggregate": "Table 1 — average over the backtests",
                  "table_ablation_impact": "Ablation — training impact × evaluation impact",
                  "table_case_studies": "Figures 5 and 6 — the case-study backtests",
                  "table_checkpoint_selection": "Checkpoint selection on the spare segments",
+                 "input_range": "Inputs outside the fitted range, per backtest",
                  "table5_hyperparameters": "Table 5 — DDPG hyperparameters",
                  "table3_il_general": "Table 3 — IL agents, general metrics (from the IL notebook)",
                  "table4_il_risk": "Table 4 — IL agents, risk and return (from the IL notebook)",

@@ -653,7 +653,7 @@ class MarketSim:
         act = check_actions(act, self.n_envs)
         m, k, px = self.n_agents, self.k, self.px
         il_act = self.il_act if self.former.matched else None
-        dealer = bool(getattr(self.former, "dealer", False)) and il_act is not None
+        dealer = (bool(getattr(self.former, "dealer", False)) or self.cfg.sim.fill == "dealer") and il_act is not None
         shares0 = self.shares
         before = self.cash[:, m].clone(), self.shares[:, m].clone()
         self.cash, self.shares, filled, traded = execute_orders(self.cash, self.shares, act, il_act, px, self.fee, dealer)
@@ -682,7 +682,7 @@ class MarketSim:
         "Identifies the simulator's dynamics (a checkpoint of another simulator is refused)."
         return (f"MarketSim(impact={self.impact}, n_envs={self.n_envs}, warmup={self.warmup}, horizon={self.horizon}, "
                 f"bars={len(self.data.close)}:{self.data.source}, starts={len(self.data.starts)}, fee={self.fee}, "
-                f"noise={self.cfg.sim.noise})")
+                f"noise={self.cfg.sim.noise}{', fill=dealer' if self.cfg.sim.fill == 'dealer' else ''})")
 
     def get_state(self) -> dict[str, Any]: return sim_state(self)  # checkpoints, below
     def set_state(self, state: dict[str, Any]) -> None: load_sim_state(self, state)
