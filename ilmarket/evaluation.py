@@ -29,10 +29,10 @@ from .segments import role_segments, segment_slices
 # %% auto #0
 __all__ = ['METRICS', 'SELECTED', 'STRATEGIES', 'PAPER_TABLE1', 'PAPER_TABLE2', 'PAPER_CASES', 'PCT', 'STYLE', 'REPORT_TITLES',
            'REPORT_FIGURES', 'BacktestSet', 'make_backtest_set', 'input_range', 'backtest_episode', 'SqrtCost',
-           'simulate_many', 'simulate_backtests', 'run_metrics', 'evaluate_policies', 'gross_returns', 'make_table1',
-           'make_table2', 'make_table5', 'stress_mode', 'evaluation_label', 'make_ablation_table', 'plot_risk_return',
-           'pick_case', 'plot_backtest', 'check_claims', 'make_report', 'write_report', 'earlier_tables',
-           'select_checkpoint', 'load_backtest_set', 'run_evaluation']
+           'simulate_many', 'simulate_backtests', 'run_metrics', 'evaluate_policies', 'training_market_fills',
+           'gross_returns', 'make_table1', 'make_table2', 'make_table5', 'stress_mode', 'evaluation_label',
+           'make_ablation_table', 'plot_risk_return', 'pick_case', 'plot_backtest', 'check_claims', 'make_report',
+           'write_report', 'earlier_tables', 'select_checkpoint', 'load_backtest_set', 'run_evaluation']
 
 # %% ../nbs/09_evaluation.ipynb #48f24252
 @dataclass(frozen=True)
@@ -217,6 +217,35 @@ def evaluate_policies(policies: Mapping[str, Any],  # strategy name → policy w
     cols = (["mode", "strategy", "seed", "seg_id", "regime", "start", "end", "n_bars"] + METRICS
             + ["fee_paid", "gross_return", "skewness", "excess_kurtosis"])
     return pd.concat(rows, ignore_index=True)[cols], paths
+
+# %% ../nbs/09_evaluation.ipynb #e6914432
+def training_market_fills(sim: Any,  # a `MarketSim` (chapter 07): the market, its N markets and its fee
+                          policies: Mapping[str, Any],  # name → policy with `act(obs) -> (N,)`
+                          seed: int = 0,  # the episode's anchors and noise, the same for every policy
+                         ) -> pd.DataFrame:
+    "Per policy, one episode of the simulator's markets: turnover asked for and filled, fill ratio, fee paid, return."
+    fee, m, rows = float(sim.fee), None, []
+    for name, pol in policies.items():
+        obs = sim.reset(seed=seed)
+        m, c0 = sim.n_agents, sim.c0.clone()
+        asked = torch.zeros(sim.n_envs, dtype=torch.float64)
+        filled, values = torch.zeros_like(asked), []
+        for _ in range(sim.horizon - 1):  # the last bar would start the next episode
+            a = torch.as_tensor(pol.act(obs), dtype=torch.float64).reshape(-1).clamp(-1.0, 1.0)
+            cash, shares, px = sim.cash[:, m].clone(), sim.shares[:, m].clone(), sim.px.clone()
+            asked += torch.where(a > 0, a * cash / (1.0 + fee), (-a).clamp(min=0.0) * shares * px)  # `apply_fractions`' notional
+            obs, _, _, info = sim.step(a.to(torch.float32))
+            filled += info["traded"]
+            values.append(info["value"])
+        v = torch.stack(values, 1)
+        mean_v = v.mean(1)
+        rows.append({"market": sim.impact, "strategy": name, "n_markets": sim.n_envs, "bars": sim.horizon - 1,
+                     "return_pct": 100 * float((v[:, -1] / c0 - 1).mean()),
+                     "asked_turnover": float((asked / mean_v).mean()), "filled_turnover": float((filled / mean_v).mean()),
+                     "fill_ratio": float(filled.sum() / asked.sum()) if float(asked.sum()) > 0 else float("nan"),
+                     "fee_pct": 100 * fee * float((filled / c0).mean())})
+    return pd.DataFrame(rows)
+
 
 # %% ../nbs/09_evaluation.ipynb #baded0d8
 SELECTED = " (selected)"  # suffix of an RL strategy at the checkpoint chosen on the spare segments
@@ -479,6 +508,7 @@ REPORT_TITLES = {"table1_aggregate": "Table 1 — average over the backtests",
                  "table_case_studies": "Figures 5 and 6 — the case-study backtests",
                  "table_checkpoint_selection": "Checkpoint selection on the spare segments",
                  "input_range": "Inputs outside the fitted range, per backtest",
+                 "training_market_fills": "The strategies in the markets the agents trained in",
                  "table5_hyperparameters": "Table 5 — DDPG hyperparameters",
                  "table3_il_general": "Table 3 — IL agents, general metrics (from the IL notebook)",
                  "table4_il_risk": "Table 4 — IL agents, risk and return (from the IL notebook)",

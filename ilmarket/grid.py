@@ -9,7 +9,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -28,10 +28,11 @@ from .verdict import DO_NOTHING, Claim, check_runs, drop_section, evaluate_claim
 
 # %% auto #0
 __all__ = ['GRID_CAPITALS', 'GRID_FEES', 'GRID_COLUMNS', 'GRID_METRIC', 'GRID_STRATEGIES', 'VERDICT_MARKS', 'GRID_HEADING',
-           'AFTER_HEADING', 'POINT_HEADING', 'POINT_ARMS', 'POINT_FIRST_LOOK', 'POINT_METRICS', 'GridCell',
-           'grid_cells', 'closed_out_values', 'grid_runs', 'run_grid', 'tidy_grid', 'grid_claims', 'trade_impact_bp',
-           'grid_table', 'plot_grid', 'grid_section', 'put_section', 'point_runs', 'point_claims', 'point_summary',
-           'point_section', 'read_point_sweep', 'pocock_level', 'two_look_error', 'point_looks']
+           'AFTER_HEADING', 'POINT_HEADING', 'POINT_ARMS', 'POINT_FIRST_LOOK', 'POINT_METRICS', 'FILL_HEADING',
+           'FILL_ARM', 'GridCell', 'grid_cells', 'closed_out_values', 'grid_runs', 'run_grid', 'tidy_grid',
+           'grid_claims', 'trade_impact_bp', 'grid_table', 'plot_grid', 'grid_section', 'put_section', 'point_runs',
+           'point_claims', 'point_summary', 'point_section', 'read_sweep', 'read_point_sweep', 'pocock_level',
+           'two_look_error', 'point_looks', 'fill_why_not', 'fill_runs', 'fill_claims', 'fill_section']
 
 # %% ../nbs/09b_grid.ipynb #7a993bd6
 GRID_CAPITALS = (1e6, 1e7, 1e8, 1e9, 1e10)  # initial cash of the impact-aware cells, $
@@ -395,10 +396,11 @@ def _flat(d: Mapping[str, Any], pre: str = "") -> dict[str, Any]:
         else: out[f"{pre}{k}"] = v
     return out
 
-def read_point_sweep(folder: str | Path,  # a sweep's folder (`<out>/sweep`, chapter 10b)
-                     bars: pd.DataFrame,  # the run's bars: the sweep must have trained on the same ones
-                    ) -> tuple[pd.DataFrame, str] | None:
-    "The rows and command line of a finished sweep over `sim.impact` ∋ static, sqrt on these bars; None (logged why) otherwise."
+def read_sweep(folder: str | Path,  # a sweep's folder (`<out>/sweep` or `<out>/sweep-<name>`, chapter 10b)
+               bars: pd.DataFrame,  # the run's bars: the sweep must have trained on the same ones
+               why_not: Callable[[dict], list[str]] = lambda man: [],  # the manifest → reasons it is not the sweep asked for
+              ) -> tuple[pd.DataFrame, str] | None:
+    "The rows and command line of a finished sweep on these bars that `why_not` accepts; None (logged why) otherwise."
     log, folder = get_logger("ilmarket.grid"), Path(folder)
     if not (folder / "manifest.json").is_file(): return None
     try:
@@ -409,8 +411,7 @@ def read_point_sweep(folder: str | Path,  # a sweep's folder (`<out>/sweep`, cha
         return None
     why = []
     if man.get("data", {}).get("fingerprint") != bars_fingerprint(bars): why.append("its bars are not this run's")
-    if not {"static", "sqrt"} <= set(man.get("grid", {}).get("sim.impact", [])):
-        why.append("it is not a sweep over sim.impact = static, sqrt")
+    why += why_not(man)
     left = [p["digest"] for p in man.get("points", []) if p.get("status") not in ("ran", "skipped")]
     if left: why.append(f"{len(left)} of its points did not finish")
     if why:
@@ -422,8 +423,15 @@ def read_point_sweep(folder: str | Path,  # a sweep's folder (`<out>/sweep`, cha
     sets = " ".join(f"--set {k}={v}" for k, v in cfg.items() if k not in skip and base.get(k) != v)
     grid = " ".join(f"--grid {k}={','.join(map(str, v))}" for k, v in man["grid"].items())
     data = f" --data {cfg['data.data_path']}" if cfg.get("data.data_path") else ""
-    return runs, f"ilmarket sweep --profile {man['profile']}{data} {grid} {sets}".rstrip()
+    name = f" --name {folder.name[len('sweep-'):]}" if folder.name.startswith("sweep-") else ""
+    return runs, f"ilmarket sweep --profile {man['profile']}{data}{name} {grid} {sets}".rstrip()
 
+def read_point_sweep(folder: str | Path,  # a sweep's folder (`<out>/sweep`, chapter 10b)
+                     bars: pd.DataFrame,  # the run's bars: the sweep must have trained on the same ones
+                    ) -> tuple[pd.DataFrame, str] | None:
+    "The rows and command line of a finished sweep over `sim.impact` ∋ static, sqrt on these bars; None (logged why) otherwise."
+    return read_sweep(folder, bars, lambda man: [] if {"static", "sqrt"} <= set(man.get("grid", {}).get("sim.impact", []))
+                      else ["it is not a sweep over sim.impact = static, sqrt"])
 
 
 # %% ../nbs/09b_grid.ipynb #6c25624c
@@ -482,3 +490,73 @@ def point_looks(runs: pd.DataFrame,  # `point_runs`
     table = pd.concat([out[k] for k in order], ignore_index=True)
     table.loc[table["look"] == order[0], "decides"] = True
     return table
+
+# %% ../nbs/09b_grid.ipynb #4adf1741
+FILL_HEADING = "## Training where every order fills"
+FILL_ARM = "Final RL (dealer)"  # the report's name of the synthesis-trained agents of a sim.fill = dealer sweep
+
+def fill_why_not(man: Mapping[str, Any]) -> list[str]:
+    "Why a sweep's manifest is not one of synthesis-trained agents with `sim.fill` = dealer (empty: it is)."
+    sim, grid = man.get("config", {}).get("sim", {}), man.get("grid", {})
+    why = []
+    if list(grid.get("sim.fill", [sim.get("fill", "pool")])) != ["dealer"]: why.append("its agents did not train with sim.fill = dealer")
+    if list(grid.get("sim.impact", [sim.get("impact")])) != ["synthesis"]: why.append("its agents did not all train in the synthesis market")
+    return why
+
+def fill_runs(sweep: pd.DataFrame,  # `sweep_runs.csv` of a sweep that `fill_why_not` accepts (chapter 10b)
+              raw: pd.DataFrame,  # the run's grid before `tidy_grid` (`run_grid`): the paper's agents, same seeds
+             ) -> pd.DataFrame:
+    "The dealer-trained arm beside Final RL and the RL baseline on the static replay at the sweep's capital and fee, tidy."
+    arm = sweep[(sweep["strategy"] == "DDPG[synthesis]") & (sweep["mode"] == "static")]
+    if arm.empty: raise ValueError("the sweep has no static-replay rows of DDPG[synthesis]: train synthesis agents with sim.fill=dealer")
+    for col in ("capital", "fee"):
+        if arm[col].nunique() != 1: raise ValueError(f"one training point: one {col}, got {sorted(arm[col].unique())}")
+    cell = GridCell(None, float(arm["capital"].iloc[0]), float(arm["fee"].iloc[0])).mode
+    paper = raw[(raw["mode"] == cell) & raw["strategy"].isin(["Final RL", "RL Baseline"])]
+    if set(paper["strategy"]) != {"Final RL", "RL Baseline"}:
+        raise ValueError(f"the grid has no cell {cell!r} holding both Final RL and the RL baseline")
+    missing = sorted(set(arm["seed"]) - set(paper["seed"]))
+    if missing: raise ValueError(f"seed(s) {missing} of the sweep have no Final RL / RL baseline in the grid")
+    paper = paper[paper["seed"].isin(set(arm["seed"]))]
+    both = pd.concat([paper, arm.assign(mode=cell, strategy=FILL_ARM)[list(paper.columns)]], ignore_index=True)
+    return tidy_grid(both)
+
+def fill_claims(runs: pd.DataFrame,  # `fill_runs`
+               ) -> list[Claim]:
+    "The dealer-trained arm against Final RL and against the RL baseline, on the closed-out static-replay return."
+    mode = runs["mode"].iloc[0]
+    return [Claim(f"{FILL_ARM} > {b} ({mode})", FILL_ARM, b, GRID_METRIC, mode=mode,
+                  paper="not in the paper (the pool's fills replaced by a dealer's)") for b in ("Final RL", "RL Baseline")]
+
+def fill_section(summary: pd.DataFrame,  # `point_summary` of `fill_runs`
+                 claims: pd.DataFrame,  # `evaluate_claims` of `fill_claims`
+                 power: pd.DataFrame,  # `make_power_table` of the two pairs
+                 command: str = "",  # the sweep's command line
+                 pool_fill: float | None = None,  # Final RL's fill ratio in the pool where it trained (chapter 09's table)
+                ) -> str:
+    "Markdown: the three agents' returns closed out, net and gross, fee drag and turnover; the two claims' verdicts."
+    n_seeds = int(summary["n_seeds"].max())
+    lines = [FILL_HEADING, "",
+             f"{n_seeds} seeds of the paper's agent trained in the paper's market with every order filled at $p_t$ "
+             f"(`sim.fill=dealer`, chapter 07), beside the paper's Final RL and RL Baseline of the same seeds, on the "
+             f"static replay of the 12 backtests ({summary['mode'].iloc[0]}), every position sold at the end."
+             + ("" if pool_fill is None or not np.isfinite(pool_fill) else
+                f" In the pool where the paper's Final RL trained, {100 * pool_fill:.2g}% of what it asked for was filled "
+                "([tables/training_market_fills.md](tables/training_market_fills.md), chapter 09)."), ""]
+    for _, c in claims.iterrows():
+        lines.append(f"- **{c['comparison']}** = {c['estimate']:+.3g} points [{c['ci_low']:.3g}, {c['ci_high']:.3g}], "
+                     f"Holm p {c['p_holm']:.3g}, P({FILL_ARM} better) {c['prob_better']:.2f}: *{c['verdict']}*.")
+    for _, p in power.iterrows():
+        lines.append(f"- Smallest effect detectable at 80% power ({p['comparison']}): {p['mde']:.3g} points with "
+                     f"{int(p['n_seeds'])} seeds × {int(p['n_segments'])} segments.")
+    lines += ["", "| strategy | closed out | net | gross | fee drag | turnover | seed sd (closed) | seeds |",
+              "|---|---|---|---|---|---|---|---|"]
+    for _, r in summary.iterrows():
+        lines.append(f"| {r['strategy']} | {r['closed_return_pct']:.3g} | {r['total_return_pct']:.3g} | "
+                     f"{r['gross_return_pct']:.3g} | {r['fee_drag_pct']:.3g} | {r['turnover']:.3g} | "
+                     f"{r['closed_return_pct_seed_sd']:.3g} | {int(r['n_seeds'])} |")
+    lines += ["", "Returns in %, means over seeds × segments. Tables: [tables/fill_summary.md](tables/fill_summary.md), "
+              "[tables/fill_claims.md](tables/fill_claims.md), every run in tables/fill_runs.csv; the sweep's files in sweep-dealer/."]
+    if command: lines += ["", f"Made by `{command}`."]
+    return "\n".join(lines) + "\n"
+

@@ -462,6 +462,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="base seed: the IL ensemble's and synthesis net's, and the agents' unless seed is a grid key")
     w.add_argument("--set", dest="settings", metavar="SECTION.FIELD=VALUE", type=_setting, action="append", default=[],
                    help="override one config field for every point, e.g. --set ddpg.total_steps=50000 (repeatable)")
+    w.add_argument("--name", metavar="NAME", default=None,
+                   help="write the sweep to <out>/sweep-NAME instead of <out>/sweep, so that a run can hold several")
     where = w.add_mutually_exclusive_group()
     where.add_argument("--address", metavar="ADDR", default=None,
                        help="an existing Ray cluster, e.g. auto (one started with `ray start --head`) or "
@@ -521,7 +523,7 @@ def main(argv: Sequence[str] | None = None,  # command-line arguments (default: 
         if args.command == "sweep":
             run_sweep(parse_grid(args.grid), profile=args.profile, seed=args.seed, data=args.data,
                       settings=dict(args.settings), out=out, executor="local" if args.local else "auto",
-                      address=args.address)
+                      address=args.address, name=args.name)
             return 0
         reproduce(profile=args.profile, seed=args.seed, data=args.data, out=out, force=args.force,
                   only=[s.strip() for s in args.only.split(",") if s.strip()] if args.only else None, nbs_dir=args.nbs,

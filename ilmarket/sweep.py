@@ -10,6 +10,7 @@ import hashlib
 import itertools
 import json
 import os
+import re
 import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, fields, replace
@@ -357,6 +358,7 @@ def run_sweep(grid: Mapping[str, Sequence[Any]],  # {key: values}, e.g. `parse_g
               address: str | None = None,  # an existing Ray cluster; None → $RAY_ADDRESS, else a local instance
               bars: pd.DataFrame | None = None,  # the bars themselves (instead of resolving `data`)
               cache: str | Path | None = None,  # folder of the shared models' files; None → `<out>/artifacts`
+              name: str | None = None,  # the sweep's own folder `<out>/sweep-<name>`, beside the run's other sweeps; None → `<out>/sweep`
              ) -> tuple[pd.DataFrame, dict]:
     "Train and backtest one agent per grid point (finished points skipped); the gathered rows and the manifest."
     log, t0 = get_logger("ilmarket.sweep"), time.perf_counter()
@@ -375,7 +377,9 @@ def run_sweep(grid: Mapping[str, Sequence[Any]],  # {key: values}, e.g. `parse_g
                       out_dir=None if out is None else str(out), settings=settings)
     values = grid_points(grid)
     cfgs = [point_config(base, v) for v in values]
-    folder = run_out_dir(base) / "sweep"
+    if name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise ValueError(f"sweep name {name!r}: letters, digits, '_', '-' and '.' only (it names the folder sweep-<name>)")
+    folder = run_out_dir(base) / ("sweep" if name is None else f"sweep-{name}")
     pipe = Pipeline(base, bars, cache)
     shared_id = il_digest(base, pipe.bars, pipe.segments)
     points = [SweepPoint(v, c, point_digest(c, shared_id)) for v, c in zip(values, cfgs)]

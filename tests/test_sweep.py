@@ -149,3 +149,18 @@ def test_command_line_bad_input_exits_2():
     with pytest.raises(SystemExit) as e:
         main(["sweep", "--grid", "seed=0", "--local", "--address", "auto"])
     assert e.value.code == 2
+
+
+def test_named_sweep_sits_beside_the_run_sweep(market, tmp_path):
+    "`name` writes `<out>/sweep-<name>`: a second sweep of the run (here trained with a dealer's fills) leaves the first as it was."
+    first, _ = sweep(market, tmp_path, {"seed": [0], "sim.impact": ["static"]}, executor="local")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "sweep").iterdir() if p.is_file()}
+    named, man = sweep(market, tmp_path, {"seed": [0], "sim.fill": ["dealer"]}, executor="local", name="dealer")
+    assert {p.name: p.read_bytes() for p in (tmp_path / "sweep").iterdir() if p.is_file()} == before
+    man_file = json.loads((tmp_path / "sweep-dealer" / "manifest.json").read_text())
+    assert man_file["grid"] == {"seed": [0], "sim.fill": ["dealer"]} and [p["status"] for p in man["points"]] == ["ran"]
+    assert set(named["sim.fill"]) == {"dealer"} and set(named["strategy"]) == {"DDPG[synthesis]"}
+    assert not first["point"].isin(named["point"]).any()  # another config, another point
+    with pytest.raises(ValueError, match="letters, digits"):
+        sweep(market, tmp_path, {"seed": [0]}, executor="local", name="../elsewhere")
+    assert main(["sweep", "--grid", "seed=0", "--name", "a/b", "-q"]) == 2
