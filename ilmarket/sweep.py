@@ -15,7 +15,7 @@ import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
@@ -26,11 +26,11 @@ from .core import (Config, FLOAT_FORMAT, atomic_write, check_impact, get_config,
                            out_dir as run_out_dir, package_versions, parse_setting, seed_everything, sha256_file,
                            to_markdown)
 from .data import bars_fingerprint
-from .ddpg import FinalRL, action_rule, train_ddpg
+from .ddpg import Actor, FinalRL, action_rule, train_ddpg
 from .evaluation import METRICS, BacktestSet, load_backtest_set
 from .grid import GridCell, grid_runs
 from .market import make_sim, needs_synthesis
-from .pipeline import Pipeline
+from .pipeline import AgentRecord, Pipeline, load_actor_file, save_actor
 from .synthesis import SynthArtifacts
 
 try:  # the optional `cluster` extra (`pip install ilmarket[cluster]`); without it the same tasks run in-process
@@ -41,8 +41,9 @@ except ImportError:
 # %% auto #0
 __all__ = ['SEED_KEY', 'SHARED_SECTIONS', 'INERT_KEYS', 'EVAL_MODES', 'SUMMARY_METRICS', 'check_grid_key', 'parse_grid_entry',
            'parse_grid', 'grid_points', 'SweepPoint', 'point_config', 'point_digest', 'point_file', 'SweepShared',
-           'evaluate_agent', 'one_thread', 'run_point', 'run_in_process', 'run_on_ray', 'machine_cpus', 'ray_cluster',
-           'SweepError', 'write_point', 'with_values', 'read_point', 'summarise_sweep', 'write_manifest', 'run_sweep']
+           'evaluate_agent', 'one_thread', 'PointResult', 'run_point', 'run_in_process', 'run_on_ray', 'machine_cpus',
+           'ray_cluster', 'SweepError', 'actor_file', 'write_point', 'with_values', 'read_point', 'read_point_actor',
+           'summarise_sweep', 'write_manifest', 'run_sweep']
 
 # %% ../nbs/10b_sweep.ipynb #af97a368
 SEED_KEY = "seed"  # the agent's seed: networks, exploration, replay sampling and the simulator's episodes
@@ -188,9 +189,15 @@ def one_thread() -> Iterator[None]:
     try: yield
     finally: torch.set_num_threads(n)
 
+class PointResult(NamedTuple):
+    "What one point's task returns: its backtest rows, the agent it trained and that agent's training history."
+    rows: pd.DataFrame  # one row per backtest segment × evaluation mode
+    actor: Actor  # the trained actor (the driver writes it beside the rows)
+    history: pd.DataFrame  # `train_ddpg`'s history
+
 def run_point(shared: SweepShared,  # the shared models and data
               cfg: Config,  # the point's config (`point_config`)
-             ) -> pd.DataFrame:
+             ) -> PointResult:
     "Train one DDPG agent in the point's simulator and backtest it: one row per backtest segment × evaluation mode."
     impact = cfg.sim.impact
     if needs_synthesis(impact, cfg) and shared.synthesis is None:
@@ -203,28 +210,28 @@ def run_point(shared: SweepShared,  # the shared models and data
         bt = load_backtest_set(cfg, shared.bars, shared.segments, shared.il.scaler, feats=shared.feats)
         rows = evaluate_agent(actor, bt, cfg)
     rets = hist["episode_return"].dropna()
-    return rows.assign(train_return=float(rets.iloc[-1]) if len(rets) else np.nan)
+    return PointResult(rows.assign(train_return=float(rets.iloc[-1]) if len(rets) else np.nan), actor.eval(), hist)
 
 # %% ../nbs/10b_sweep.ipynb #6bcf6407
 def run_in_process(shared: SweepShared,  # the shared models and data
                    points: Sequence[SweepPoint],  # the points to run
-                  ) -> Iterator[tuple[SweepPoint, pd.DataFrame | Exception, float]]:
+                  ) -> Iterator[tuple[SweepPoint, PointResult | Exception, float]]:
     "The points one after another in this process, each on its own copy of the shared models."
     for p in points:
         t0 = time.perf_counter()
-        try: rows = run_point(copy.deepcopy(shared), p.cfg)
-        except Exception as e: rows = e  # a failed point costs only itself
-        yield p, rows, time.perf_counter() - t0
+        try: res = run_point(copy.deepcopy(shared), p.cfg)
+        except Exception as e: res = e  # a failed point costs only itself
+        yield p, res, time.perf_counter() - t0
 
-def _timed_point(shared: SweepShared, cfg: Config) -> tuple[pd.DataFrame, float]:
+def _timed_point(shared: SweepShared, cfg: Config) -> tuple[PointResult, float]:
     "`run_point` on a copy of the shared models (the object store's arrays are read-only) and its wall time."
     t0 = time.perf_counter()
-    rows = run_point(copy.deepcopy(shared), cfg)
-    return rows, time.perf_counter() - t0
+    res = run_point(copy.deepcopy(shared), cfg)
+    return res, time.perf_counter() - t0
 
 def run_on_ray(shared: SweepShared,  # the shared models and data
                points: Sequence[SweepPoint],  # the points to run
-              ) -> Iterator[tuple[SweepPoint, pd.DataFrame | Exception, float]]:
+              ) -> Iterator[tuple[SweepPoint, PointResult | Exception, float]]:
     "The points as Ray tasks of one CPU each, the shared models put in the object store once; yielded as they finish."
     if ray is None or not ray.is_initialized(): raise RuntimeError("run_on_ray needs a connected Ray (ray_cluster)")
     ref = ray.put(shared)
@@ -233,9 +240,9 @@ def run_on_ray(shared: SweepShared,  # the shared models and data
     while pending:
         (done,), _ = ray.wait(list(pending), num_returns=1)
         p, t0 = pending.pop(done)
-        try: rows, secs = ray.get(done)
-        except Exception as e: rows, secs = e, time.perf_counter() - t0  # the task's error, raised again by ray.get
-        yield p, rows, secs
+        try: res, secs = ray.get(done)
+        except Exception as e: res, secs = e, time.perf_counter() - t0  # the task's error, raised again by ray.get
+        yield p, res, secs
 
 def machine_cpus() -> int:
     "The CPUs this process may use."
@@ -261,11 +268,21 @@ def ray_cluster(address: str | None = None,  # an existing cluster ("auto", "ray
 class SweepError(RuntimeError):
     "Some points of a sweep failed; the finished ones are kept, and a rerun runs only the others."
 
+def actor_file(folder: str | Path,  # the sweep's folder
+               point: SweepPoint,
+              ) -> Path:
+    "Where a point's trained actor lives: `<folder>/points/<digest>.pt` (`save_actor`'s format, beside its sha256)."
+    return Path(folder) / "points" / f"{point.digest}.pt"
+
 def write_point(folder: str | Path,  # the sweep's folder
                 point: SweepPoint,
                 rows: pd.DataFrame,  # `run_point`'s rows
+                actor: Actor | None = None,  # the point's trained actor, written first (the rows mark a finished point)
+                history: pd.DataFrame | None = None,  # its training history, kept in the actor's file
                ) -> Path:
-    "The point's rows with its digest in front, written atomically to `point_file`."
+    "The point's actor (when given) to `actor_file`, then its rows with its digest in front to `point_file`, atomically."
+    if actor is not None:
+        save_actor(actor, actor_file(folder, point), point.cfg.sim.impact, point.cfg.seed, key=point.digest, history=history)
     df = rows.assign(point=point.digest)[["point", *rows.columns]]
     return atomic_write(point_file(folder, point), df.to_csv(index=False, lineterminator="\n"))  # floats round-trip
 
@@ -294,6 +311,16 @@ def read_point(folder: str | Path,  # the sweep's folder
         get_logger("ilmarket.sweep").warning(f"{path}: not the rows of point {point.digest}, the point runs again")
         return None
     return df
+
+def read_point_actor(folder: str | Path,  # the sweep's folder
+                     point: SweepPoint,
+                    ) -> AgentRecord | None:
+    "The trained agent of a finished point (`load_actor_file`: sha256 checked, `weights_only`); None when none was kept."
+    path = actor_file(folder, point)
+    if not path.is_file(): return None
+    rec = load_actor_file(path)
+    if rec.key != point.digest: raise ValueError(f"{path}: the actor of point {rec.key}, not of {point.digest}")
+    return rec
 
 # %% ../nbs/10b_sweep.ipynb #7965e6fd
 SUMMARY_METRICS = ("total_return", "gross_return", "closed_return", "sharpe", "max_drawdown", "turnover")
@@ -341,7 +368,8 @@ def write_manifest(folder: Path,  # the sweep's folder
     man = {"command": "sweep", "profile": base.profile, "seed": base.seed, "config": _portable(base).to_dict(),
            "grid": {k: list(v) for k, v in grid.items()}, **entries,
            "points": [{"digest": p.digest, "values": p.values, "status": status.get(p.digest, "not run"),
-                       "seconds": seconds.get(p.digest), **({"error": errors[p.digest]} if p.digest in errors else {})}
+                       "seconds": seconds.get(p.digest), "actor": actor_file(folder, p).is_file(),
+                       **({"error": errors[p.digest]} if p.digest in errors else {})}
                       for p in points],
            "tables": tables, **git_state(exclude=folder), "versions": versions}
     atomic_write(folder / "manifest.json", json.dumps(man, indent=1, sort_keys=True, default=str) + "\n")
@@ -399,14 +427,14 @@ def run_sweep(grid: Mapping[str, Sequence[Any]],  # {key: values}, e.g. `parse_g
         t_models = time.perf_counter() - tm
         with ray_cluster(address) if use_ray else nullcontext({"kind": "in-process", "cpus": 1}) as run_info:
             runner = run_on_ray if use_ray else run_in_process
-            for k, (p, rows, secs) in enumerate(runner(shared, todo), 1):
+            for k, (p, res, secs) in enumerate(runner(shared, todo), 1):
                 seconds[p.digest] = round(secs, 1)
                 what = ", ".join(f"{key}={v}" for key, v in p.values.items())
-                if isinstance(rows, Exception):
-                    status[p.digest], errors[p.digest] = "failed", f"{type(rows).__name__}: {str(rows).strip()[:500]}"
+                if isinstance(res, Exception):
+                    status[p.digest], errors[p.digest] = "failed", f"{type(res).__name__}: {str(res).strip()[:500]}"
                     log.error(f"point {k}/{len(todo)} ({what}) failed: {errors[p.digest].splitlines()[0]}")
                     continue
-                write_point(folder, p, rows)
+                write_point(folder, p, res.rows, res.actor, res.history)
                 status[p.digest], found[p.digest] = "ran", read_point(folder, p)
                 log.info(f"point {k}/{len(todo)} ({what}) done in {secs:.1f} s")
     kept = [with_values(found[p.digest], p, list(grid)) for p in points if p.digest in found]

@@ -9,7 +9,9 @@ import pytest
 from ilmarket.core import get_config
 from ilmarket.pipeline import Pipeline
 from ilmarket.reproduce import main
-from ilmarket.sweep import parse_grid, point_config, point_digest, run_sweep
+from ilmarket.evaluation import load_backtest_set
+from ilmarket.pipeline import load_actor_file
+from ilmarket.sweep import evaluate_agent, parse_grid, point_config, point_digest, run_sweep
 
 # one epoch per IL agent and synthesis net, a few hundred DDPG steps, two backtest segments
 TINY = {"il.max_epochs": 1, "synthesis.max_epochs": 1, "ddpg.total_steps": 400, "ddpg.learning_starts": 200,
@@ -161,6 +163,17 @@ def test_named_sweep_sits_beside_the_run_sweep(market, tmp_path):
     assert man_file["grid"] == {"seed": [0], "sim.fill": ["dealer"]} and [p["status"] for p in man["points"]] == ["ran"]
     assert set(named["sim.fill"]) == {"dealer"} and set(named["strategy"]) == {"DDPG[synthesis]"}
     assert not first["point"].isin(named["point"]).any()  # another config, another point
+    # the point's actor is kept beside its rows, loads with weights_only, and backtests to the very same rows
+    digest = man_file["points"][0]["digest"]
+    assert man_file["points"][0]["actor"] is True
+    rec = load_actor_file(tmp_path / "sweep-dealer" / "points" / f"{digest}.pt")
+    assert (rec.key, rec.seed, rec.impact) == (digest, 0, "synthesis") and rec.history is not None
+    pipe = market[0]
+    cfg = point_config(get_config("quick", settings=TINY), {"seed": 0, "sim.fill": "dealer"})
+    again = evaluate_agent(rec.actor, load_backtest_set(cfg, pipe.bars, pipe.segments, pipe.il.scaler, feats=pipe.feats), cfg)
+    kept = named.drop(columns=["point", "sim.fill", "train_return"]).reset_index(drop=True)
+    numbers = [c for c in kept.columns if pd.api.types.is_numeric_dtype(kept[c])]  # the dates come back from the csv as text
+    pd.testing.assert_frame_equal(again.reset_index(drop=True)[numbers], kept[numbers], check_exact=True)
     with pytest.raises(ValueError, match="letters, digits"):
         sweep(market, tmp_path, {"seed": [0]}, executor="local", name="../elsewhere")
     assert main(["sweep", "--grid", "seed=0", "--name", "a/b", "-q"]) == 2
