@@ -454,7 +454,7 @@ def decide_claim(estimate: float,  # mean of a − scale·b
                 ) -> str:
     "holds / does not hold / undecided: the Holm-adjusted p against alpha, then the side of the estimate."
     if identical: return "does not hold"
-    if not np.isfinite(p_holm) or p_holm >= alpha: return f"undecided at {100 * (1 - alpha):g}%"
+    if not np.isfinite(p_holm) or p_holm >= alpha: return f"undecided at {100 * (1 - alpha):.4g}%"  # 95%; a two-look level: 97.06%
     return "holds" if sign * estimate > 0 else "does not hold"
 
 # %% ../nbs/09a_verdict.ipynb #d1b03b95
