@@ -29,10 +29,10 @@ from .verdict import DO_NOTHING, Claim, check_runs, drop_section, evaluate_claim
 # %% auto #0
 __all__ = ['GRID_CAPITALS', 'GRID_FEES', 'GRID_COLUMNS', 'GRID_METRIC', 'GRID_STRATEGIES', 'VERDICT_MARKS', 'GRID_HEADING',
            'AFTER_HEADING', 'POINT_HEADING', 'POINT_ARMS', 'POINT_FIRST_LOOK', 'POINT_METRICS', 'FILL_HEADING',
-           'FILL_ARM', 'GridCell', 'grid_cells', 'closed_out_values', 'grid_runs', 'run_grid', 'tidy_grid',
-           'grid_claims', 'trade_impact_bp', 'grid_table', 'plot_grid', 'grid_section', 'put_section', 'point_runs',
-           'point_claims', 'point_summary', 'point_section', 'read_sweep', 'read_point_sweep', 'pocock_level',
-           'two_look_error', 'point_looks', 'fill_why_not', 'fill_runs', 'fill_claims', 'fill_section']
+           'FILL_ARM', 'FILL_CONTROL', 'GridCell', 'grid_cells', 'closed_out_values', 'grid_runs', 'run_grid',
+           'tidy_grid', 'grid_claims', 'trade_impact_bp', 'grid_table', 'plot_grid', 'grid_section', 'put_section',
+           'point_runs', 'point_claims', 'point_summary', 'point_section', 'read_sweep', 'read_point_sweep',
+           'pocock_level', 'two_look_error', 'point_looks', 'fill_why_not', 'fill_runs', 'fill_claims', 'fill_section']
 
 # %% ../nbs/09b_grid.ipynb #7a993bd6
 GRID_CAPITALS = (1e6, 1e7, 1e8, 1e9, 1e10)  # initial cash of the impact-aware cells, $
@@ -494,21 +494,29 @@ def point_looks(runs: pd.DataFrame,  # `point_runs`
 # %% ../nbs/09b_grid.ipynb #4adf1741
 FILL_HEADING = "## Training where every order fills"
 FILL_ARM = "Final RL (dealer)"  # the report's name of the synthesis-trained agents of a sim.fill = dealer sweep
+FILL_CONTROL = "Final RL (pool, sweep)"  # the same sweep path in the paper's pool: the control for the training path
 
-def fill_why_not(man: Mapping[str, Any]) -> list[str]:
-    "Why a sweep's manifest is not one of synthesis-trained agents with `sim.fill` = dealer (empty: it is)."
+def fill_why_not(man: Mapping[str, Any],  # a sweep's manifest
+                 fill: str = "dealer",  # the `sim.fill` its agents must have trained with
+                ) -> list[str]:
+    "Why a sweep's manifest is not one of synthesis-trained agents with this `sim.fill` (empty: it is)."
     sim, grid = man.get("config", {}).get("sim", {}), man.get("grid", {})
     why = []
-    if list(grid.get("sim.fill", [sim.get("fill", "pool")])) != ["dealer"]: why.append("its agents did not train with sim.fill = dealer")
+    if list(grid.get("sim.fill", [sim.get("fill", "pool")])) != [fill]: why.append(f"its agents did not train with sim.fill = {fill}")
     if list(grid.get("sim.impact", [sim.get("impact")])) != ["synthesis"]: why.append("its agents did not all train in the synthesis market")
     return why
 
-def fill_runs(sweep: pd.DataFrame,  # `sweep_runs.csv` of a sweep that `fill_why_not` accepts (chapter 10b)
-              raw: pd.DataFrame,  # the run's grid before `tidy_grid` (`run_grid`): the paper's agents, same seeds
-             ) -> pd.DataFrame:
-    "The dealer-trained arm beside Final RL and the RL baseline on the static replay at the sweep's capital and fee, tidy."
+def _static_arm(sweep: pd.DataFrame) -> pd.DataFrame:
     arm = sweep[(sweep["strategy"] == "DDPG[synthesis]") & (sweep["mode"] == "static")]
     if arm.empty: raise ValueError("the sweep has no static-replay rows of DDPG[synthesis]: train synthesis agents with sim.fill=dealer")
+    return arm
+
+def fill_runs(sweep: pd.DataFrame,  # `sweep_runs.csv` of a sweep that `fill_why_not` accepts (chapter 10b)
+              raw: pd.DataFrame,  # the run's grid before `tidy_grid` (`run_grid`): the paper's agents, same seeds
+              control: pd.DataFrame | None = None,  # the same sweep in the pool (`fill_why_not(man, "pool")`), if run
+             ) -> pd.DataFrame:
+    "The dealer-trained arm beside Final RL and the RL baseline (and the control) on the static replay at the sweep's capital and fee, tidy."
+    arm = _static_arm(sweep)
     for col in ("capital", "fee"):
         if arm[col].nunique() != 1: raise ValueError(f"one training point: one {col}, got {sorted(arm[col].unique())}")
     cell = GridCell(None, float(arm["capital"].iloc[0]), float(arm["fee"].iloc[0])).mode
@@ -518,21 +526,31 @@ def fill_runs(sweep: pd.DataFrame,  # `sweep_runs.csv` of a sweep that `fill_why
     missing = sorted(set(arm["seed"]) - set(paper["seed"]))
     if missing: raise ValueError(f"seed(s) {missing} of the sweep have no Final RL / RL baseline in the grid")
     paper = paper[paper["seed"].isin(set(arm["seed"]))]
-    both = pd.concat([paper, arm.assign(mode=cell, strategy=FILL_ARM)[list(paper.columns)]], ignore_index=True)
-    return tidy_grid(both)
+    parts = [paper, arm.assign(mode=cell, strategy=FILL_ARM)[list(paper.columns)]]
+    if control is not None:
+        ctl = _static_arm(control)
+        ctl = ctl[ctl["seed"].isin(set(arm["seed"]))]
+        if (ctl["capital"] != arm["capital"].iloc[0]).any() or (ctl["fee"] != arm["fee"].iloc[0]).any():
+            raise ValueError("the control sweep was backtested at another capital or fee than the dealer sweep")
+        if set(ctl["seed"]) != set(arm["seed"]): raise ValueError(f"the control sweep lacks seed(s) {sorted(set(arm['seed']) - set(ctl['seed']))}")
+        parts.append(ctl.assign(mode=cell, strategy=FILL_CONTROL)[list(paper.columns)])
+    return tidy_grid(pd.concat(parts, ignore_index=True))
 
 def fill_claims(runs: pd.DataFrame,  # `fill_runs`
+                against: Sequence[str] = ("Final RL", "RL Baseline"),  # the family, specified before the sweep ran
                ) -> list[Claim]:
-    "The dealer-trained arm against Final RL and against the RL baseline, on the closed-out static-replay return."
+    "The dealer-trained arm against each of `against`, on the closed-out static-replay return."
     mode = runs["mode"].iloc[0]
     return [Claim(f"{FILL_ARM} > {b} ({mode})", FILL_ARM, b, GRID_METRIC, mode=mode,
-                  paper="not in the paper (the pool's fills replaced by a dealer's)") for b in ("Final RL", "RL Baseline")]
+                  paper="not in the paper (the pool's fills replaced by a dealer's)") for b in against]
 
 def fill_section(summary: pd.DataFrame,  # `point_summary` of `fill_runs`
                  claims: pd.DataFrame,  # `evaluate_claims` of `fill_claims`
                  power: pd.DataFrame,  # `make_power_table` of the two pairs
                  command: str = "",  # the sweep's command line
                  pool_fill: float | None = None,  # Final RL's fill ratio in the pool where it trained (chapter 09's table)
+                 control: pd.DataFrame | None = None,  # `evaluate_claims` of the control claim, outside the family
+                 control_command: str = "",  # the control sweep's command line
                 ) -> str:
     "Markdown: the three agents' returns closed out, net and gross, fee drag and turnover; the two claims' verdicts."
     n_seeds = int(summary["n_seeds"].max())
@@ -546,6 +564,10 @@ def fill_section(summary: pd.DataFrame,  # `point_summary` of `fill_runs`
     for _, c in claims.iterrows():
         lines.append(f"- **{c['comparison']}** = {c['estimate']:+.3g} points [{c['ci_low']:.3g}, {c['ci_high']:.3g}], "
                      f"Holm p {c['p_holm']:.3g}, P({FILL_ARM} better) {c['prob_better']:.2f}: *{c['verdict']}*.")
+    for _, c in (control if control is not None else pd.DataFrame()).iterrows():
+        lines.append(f"- Control, outside the family (added after its results: the same sweep path in the pool, so only "
+                     f"`sim.fill` differs): **{c['comparison']}** = {c['estimate']:+.3g} points [{c['ci_low']:.3g}, "
+                     f"{c['ci_high']:.3g}], p {c['p']:.3g}: *{c['verdict']}*.")
     for _, p in power.iterrows():
         lines.append(f"- Smallest effect detectable at 80% power ({p['comparison']}): {p['mde']:.3g} points with "
                      f"{int(p['n_seeds'])} seeds × {int(p['n_segments'])} segments.")
@@ -556,7 +578,8 @@ def fill_section(summary: pd.DataFrame,  # `point_summary` of `fill_runs`
                      f"{r['gross_return_pct']:.3g} | {r['fee_drag_pct']:.3g} | {r['turnover']:.3g} | "
                      f"{r['closed_return_pct_seed_sd']:.3g} | {int(r['n_seeds'])} |")
     lines += ["", "Returns in %, means over seeds × segments. Tables: [tables/fill_summary.md](tables/fill_summary.md), "
-              "[tables/fill_claims.md](tables/fill_claims.md), every run in tables/fill_runs.csv; the sweep's files in sweep-dealer/."]
-    if command: lines += ["", f"Made by `{command}`."]
+              "[tables/fill_claims.md](tables/fill_claims.md), every run in tables/fill_runs.csv; the sweeps' files in sweep-dealer/ "
+              "(and the control's in sweep-pool/)."]
+    if command: lines += ["", f"Made by `{command}`" + (f"; the control by `{control_command}`." if control_command else ".")]
     return "\n".join(lines) + "\n"
 
