@@ -29,10 +29,11 @@ from .verdict import DO_NOTHING, Claim, check_runs, drop_section, evaluate_claim
 # %% auto #0
 __all__ = ['GRID_CAPITALS', 'GRID_FEES', 'GRID_COLUMNS', 'GRID_METRIC', 'GRID_STRATEGIES', 'VERDICT_MARKS', 'GRID_HEADING',
            'AFTER_HEADING', 'POINT_HEADING', 'POINT_ARMS', 'POINT_FIRST_LOOK', 'POINT_METRICS', 'FILL_HEADING',
-           'FILL_ARM', 'FILL_CONTROL', 'GridCell', 'grid_cells', 'closed_out_values', 'grid_runs', 'run_grid',
-           'tidy_grid', 'grid_claims', 'trade_impact_bp', 'grid_table', 'plot_grid', 'grid_section', 'put_section',
-           'point_runs', 'point_claims', 'point_summary', 'point_section', 'read_sweep', 'read_point_sweep',
-           'pocock_level', 'two_look_error', 'point_looks', 'fill_why_not', 'fill_runs', 'fill_claims', 'fill_section']
+           'FILL_ARM', 'FILL_CONTROL', 'WHY_HEADING', 'VERDICT_HEADING', 'GridCell', 'grid_cells', 'closed_out_values',
+           'grid_runs', 'run_grid', 'tidy_grid', 'grid_claims', 'trade_impact_bp', 'grid_table', 'plot_grid',
+           'grid_section', 'put_section', 'point_runs', 'point_claims', 'point_summary', 'point_section', 'read_sweep',
+           'read_point_sweep', 'pocock_level', 'two_look_error', 'point_looks', 'fill_why_not', 'fill_runs',
+           'fill_claims', 'fill_section', 'fill_why', 'put_why']
 
 # %% ../nbs/09b_grid.ipynb #7a993bd6
 GRID_CAPITALS = (1e6, 1e7, 1e8, 1e9, 1e10)  # initial cash of the impact-aware cells, $
@@ -582,4 +583,43 @@ def fill_section(summary: pd.DataFrame,  # `point_summary` of `fill_runs`
               "(and the control's in sweep-pool/)."]
     if command: lines += ["", f"Made by `{command}`" + (f"; the control by `{control_command}`." if control_command else ".")]
     return "\n".join(lines) + "\n"
+
+
+# %% ../nbs/09b_grid.ipynb #2a285d34
+WHY_HEADING = "### Why Final RL loses to its fees"
+VERDICT_HEADING = "## Verdict"  # chapter 09a's section at the top of REPORT.md
+
+def fill_why(summary: pd.DataFrame,  # `point_summary` of `fill_runs`
+             claims: pd.DataFrame,  # `evaluate_claims` of `fill_claims`
+             pool_fill: float | None = None,  # Final RL's fill ratio in the pool where it trained (chapter 09)
+            ) -> str:
+    "A subsection for the verdict: what the pool filled, and the claims of the agent trained with every order filled."
+    s = summary.set_index("strategy")
+    said = (f"In the paper's pool, where Final RL trained, {100 * pool_fill:.2g}% of the orders it asked for were filled; "
+            if pool_fill is not None and np.isfinite(pool_fill) else "")
+    lines = [WHY_HEADING, "",
+             said + f"on a backtest every order fills, and its fee drag is {s.loc['Final RL', 'fee_drag_pct']:.3g} points. "
+             f"The same agent trained in the same market with every order filled (`sim.fill=dealer`, fee drag "
+             f"{s.loc[FILL_ARM, 'fee_drag_pct']:.3g} points): " + "; ".join(
+                 f"{c['comparison']} {c['estimate']:+.3g} points [{c['ci_low']:.3g}, {c['ci_high']:.3g}], *{c['verdict']}*"
+                 for _, c in claims.iterrows()) + f" (closed out, static replay; section *{FILL_HEADING[3:]}*).", ""]
+    return "\n".join(lines)
+
+def put_why(report: str,  # REPORT.md's text
+            text: str,  # `fill_why`
+            before: str = "### Where the answer is known",  # the verdict's subsection it precedes; absent → the section's end
+           ) -> str:
+    "The report with `text` inside its verdict section (an earlier version replaced); unchanged without a verdict section."
+    head = text.split("\n", 1)[0]
+    if head in report:  # drop the earlier version: up to the next heading of its level or above
+        i = report.index(head)
+        nxt = [j for j in (report.find("\n### ", i + 1), report.find("\n## ", i + 1)) if j >= 0]
+        report = report[:i] + (report[min(nxt) + 1:] if nxt else "")
+    if VERDICT_HEADING not in report: return report
+    v = report.index(VERDICT_HEADING)
+    end = report.find("\n## ", v + 1)
+    end = len(report) if end < 0 else end + 1
+    at = report.find(before, v, end)
+    at = end if at < 0 else at
+    return report[:at] + text.rstrip("\n") + "\n\n" + report[at:]
 
