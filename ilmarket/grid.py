@@ -336,6 +336,18 @@ def _claim_line(c: pd.Series) -> str:
             f"({100 * (1 - level):.3g}% interval), Holm p {c['p_holm']:.3g} at level {level:.3g}, P(DDPG[sqrt] better) "
             f"{c['prob_better']:.2f}: *{c['verdict']}*")
 
+def _summary_table(summary: pd.DataFrame,  # `point_summary`
+                   mode: bool = True,  # a column for the evaluation mode
+                  ) -> list[str]:
+    "Markdown lines: each strategy's closed-out, net and gross return, fee drag, turnover and seed spread."
+    head = (["mode"] if mode else []) + ["strategy", "closed out", "net", "gross", "fee drag", "turnover", "seed sd (closed)", "seeds"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for _, r in summary.iterrows():
+        lines.append((f"| {r['mode']} " if mode else "") + f"| {r['strategy']} | {r['closed_return_pct']:.3g} | "
+                     f"{r['total_return_pct']:.3g} | {r['gross_return_pct']:.3g} | {r['fee_drag_pct']:.3g} | "
+                     f"{r['turnover']:.3g} | {r['closed_return_pct_seed_sd']:.3g} | {int(r['n_seeds'])} |")
+    return lines
+
 def point_section(summary: pd.DataFrame,  # `point_summary`
                   claims: pd.DataFrame,  # `point_looks` (or `evaluate_claims` of `point_claims`: one look at 5%)
                   power: pd.DataFrame,  # `make_power_table` of the pair, one row per mode
@@ -372,12 +384,7 @@ def point_section(summary: pd.DataFrame,  # `point_summary`
     for _, p in power.iterrows():
         lines.append(f"- Smallest effect detectable at 80% power, two-sided 5% ({p['mode']}): {p['mde']:.3g} points with "
                      f"{int(p['n_seeds'])} seeds × {int(p['n_segments'])} segments.")
-    lines += ["", "| mode | strategy | closed out | net | gross | fee drag | turnover | seed sd (closed) | seeds |",
-              "|---|---|---|---|---|---|---|---|---|"]
-    for _, r in summary.iterrows():
-        lines.append(f"| {r['mode']} | {r['strategy']} | {r['closed_return_pct']:.3g} | {r['total_return_pct']:.3g} | "
-                     f"{r['gross_return_pct']:.3g} | {r['fee_drag_pct']:.3g} | {r['turnover']:.3g} | "
-                     f"{r['closed_return_pct_seed_sd']:.3g} | {int(r['n_seeds'])} |")
+    lines += ["", *_summary_table(summary)]
     for mode, r in (fixed or {}).items():
         lines.append(f"\nThe fixed strategies in the same cell of the grid ({r['mode']}): " + ", ".join(
             f"{k} {r[k]:.3g}" for k in ("Long-Only", "IL Baseline", DO_NOTHING) if k in r.index and pd.notna(r[k]))
@@ -572,12 +579,7 @@ def fill_section(summary: pd.DataFrame,  # `point_summary` of `fill_runs`
     for _, p in power.iterrows():
         lines.append(f"- Smallest effect detectable at 80% power ({p['comparison']}): {p['mde']:.3g} points with "
                      f"{int(p['n_seeds'])} seeds × {int(p['n_segments'])} segments.")
-    lines += ["", "| strategy | closed out | net | gross | fee drag | turnover | seed sd (closed) | seeds |",
-              "|---|---|---|---|---|---|---|---|"]
-    for _, r in summary.iterrows():
-        lines.append(f"| {r['strategy']} | {r['closed_return_pct']:.3g} | {r['total_return_pct']:.3g} | "
-                     f"{r['gross_return_pct']:.3g} | {r['fee_drag_pct']:.3g} | {r['turnover']:.3g} | "
-                     f"{r['closed_return_pct_seed_sd']:.3g} | {int(r['n_seeds'])} |")
+    lines += ["", *_summary_table(summary, mode=False)]
     lines += ["", "Returns in %, means over seeds × segments. Tables: [tables/fill_summary.md](tables/fill_summary.md), "
               "[tables/fill_claims.md](tables/fill_claims.md), every run in tables/fill_runs.csv; the sweeps' files in sweep-dealer/ "
               "(and the control's in sweep-pool/)."]
